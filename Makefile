@@ -1,0 +1,48 @@
+# istio-demo: the two commands a user needs are `make sandbox` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT        := $(CURDIR)
+VENV        := $(ROOT)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+
+WASM_TARGET := wasm32-wasip1
+WASM_BUILD  := $(ROOT)/target/$(WASM_TARGET)/release/rfma_filter.wasm
+# The module that ships (post-processed by wasm-opt); tests, sandbox and packaging use this one.
+WASM        := $(ROOT)/target/rfma_filter.wasm
+# A test-only build that traps on a marker header, to prove the proxy fails closed.
+TRAP_DIR    := $(ROOT)/target/trap
+TRAP_WASM   := $(ROOT)/target/rfma_filter_trap.wasm
+
+export RFMA_WASM      := $(WASM)
+export RFMA_TRAP_WASM := $(TRAP_WASM)
+export ENVOY_BIN      ?= $(VENV)/bin/envoy
+
+.PHONY: help deps wasm wasm-trap sandbox test lint
+
+help:
+	@echo "make sandbox   install what is missing, build the filter, run it in a local Envoy in front of httpbin"
+	@echo "make test      install what is missing, then run every test"
+	@echo "make wasm      build the shipped module and print its path"
+
+deps:
+	@bash scripts/install-deps.sh
+
+wasm: deps
+	@cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter
+	@wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals --strip-debug --strip-producers $(WASM_BUILD) -o $(WASM)
+	@echo "$(WASM)"
+
+wasm-trap: deps
+	@CARGO_TARGET_DIR=$(TRAP_DIR) cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter --features test-trap
+	@cp $(TRAP_DIR)/$(WASM_TARGET)/release/rfma_filter.wasm $(TRAP_WASM)
+
+lint: deps
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p rfma-filter --target $(WASM_TARGET) -- -D warnings
+
+sandbox: wasm
+	cargo run --quiet -p istio-demo -- sandbox --wasm $(WASM)
+
+test: wasm wasm-trap
+	cargo test --workspace --no-fail-fast

@@ -1,0 +1,1 @@
+//! rfma token-gate filter (being written).

@@ -1,0 +1,1 @@
+//! Test hosts for the compiled filter.

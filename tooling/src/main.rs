@@ -1,0 +1,19 @@
+//! `istio-demo`: the project's command line.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "istio-demo", version, about = "Run, validate, deploy and verify the istio-demo mesh and its token-gate filter")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}
