@@ -1,1 +1,34 @@
-//! rfma token-gate filter (being written).
+//! `rfma-filter`: a Proxy-Wasm HTTP filter that gates requests on a hashed token allowlist
+//! and writes one ECS access record per request.
+//!
+//! Pure logic over plain data: [`config`] (plugin configuration → immutable policy),
+//! [`gate`] (where a request is decided), [`record`] (where the access record is written).
+//! [`host`] is the only code that touches the Proxy-Wasm ABI; [`filter`] wires them into
+//! the SDK's contexts.
+
+// Tests assert by panicking; the no-panic rule is for the filter itself.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod config;
+pub mod digest;
+pub mod gate;
+pub mod host;
+pub mod json;
+pub mod record;
+pub mod response;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    filter::register();
+}}

@@ -1,0 +1,298 @@
+//! Wires the pure modules into the SDK's root and HTTP contexts.
+//!
+//! Per request: read the header map once, decide, strip the token, reply or continue; in
+//! `on_log` (when the final status is known) build the record and hand it to its sink.
+
+use crate::config::{self, Policy};
+use crate::gate::{self, Decision, Reason, Request};
+use crate::host::{self, HeaderMap, LogLevel};
+use crate::record::AccessRecord;
+use crate::response::{self, COUNTERS};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The plain-text warning is logged once per VM, not once per configuration push.
+static PLAIN_TEXT_WARNED: AtomicBool = AtomicBool::new(false);
+
+type Counters = [u32; COUNTERS.len()];
+
+pub fn register() {
+    proxy_wasm::set_root_context(|_| Box::new(GateRoot::default()));
+}
+
+#[derive(Default)]
+struct GateRoot {
+    policy: Option<Rc<Policy>>,
+    counters: Option<Rc<Counters>>,
+}
+
+impl Context for GateRoot {}
+
+impl RootContext for GateRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match host::plugin_configuration() {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(e) => {
+                let _ = host::log(
+                    LogLevel::Error,
+                    &format!("rfma: cannot read the plugin config (host status {})", e.0),
+                );
+                return false;
+            }
+        };
+        let policy = match config::parse(&bytes) {
+            Ok(policy) => policy,
+            Err(e) => {
+                let _ = host::log(
+                    LogLevel::Error,
+                    &format!("rfma: invalid plugin config: {e}"),
+                );
+                return false;
+            }
+        };
+        if self.counters.is_none() {
+            match define_counters() {
+                Ok(ids) => self.counters = Some(Rc::new(ids)),
+                Err(e) => {
+                    let _ = host::log(
+                        LogLevel::Error,
+                        &format!("rfma: cannot define counters (host status {})", e.0),
+                    );
+                    return false;
+                }
+            }
+        }
+        if policy.plain_text_tokens > 0 && !PLAIN_TEXT_WARNED.swap(true, Ordering::Relaxed) {
+            let _ = host::log(
+                LogLevel::Warn,
+                &format!(
+                    "rfma: {} token(s) configured as plain-text \"value\"; plain text is discouraged, configure \"sha256\" digests instead",
+                    policy.plain_text_tokens
+                ),
+            );
+        }
+        self.policy = Some(Rc::new(policy));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(GateStream {
+            policy: self.policy.clone(),
+            counters: self.counters.clone(),
+            seen: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+fn define_counters() -> Result<Counters, host::HostError> {
+    let mut ids = [0u32; COUNTERS.len()];
+    for (id, name) in ids.iter_mut().zip(COUNTERS) {
+        *id = host::define_counter(name)?;
+    }
+    Ok(ids)
+}
+
+struct GateStream {
+    policy: Option<Rc<Policy>>,
+    counters: Option<Rc<Counters>>,
+    seen: Option<Seen>,
+}
+
+/// What `on_log` needs from the request phase.
+struct Seen {
+    started_ns: Option<u64>,
+    decision: Decision,
+    /// Whether this request gets a record (its class is logged and the sink is not `none`).
+    recorded: bool,
+    /// Kept only when the request gets a record; empty if the proxy could not supply them.
+    headers: HeaderMap,
+    /// The peer's URI SAN, when the gate already had to read it.
+    principal: Option<Option<Vec<u8>>>,
+}
+
+impl Context for GateStream {}
+
+impl HttpContext for GateStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let started_ns = host::now_ns().ok();
+        let Some(policy) = self.policy.clone() else {
+            // No valid configuration: fail closed.
+            self.finish(
+                started_ns,
+                Decision::Deny(Reason::InternalError),
+                None,
+                None,
+                None,
+            );
+            return Action::Pause;
+        };
+        let headers = match HeaderMap::request() {
+            Ok(headers) if headers.complete() => headers,
+            _ => {
+                self.finish(
+                    started_ns,
+                    Decision::Deny(Reason::InternalError),
+                    None,
+                    None,
+                    Some(&policy),
+                );
+                return Action::Pause;
+            }
+        };
+        #[cfg(feature = "test-trap")]
+        if headers.get(b"x-rfma-test-trap").is_some() {
+            core::arch::wasm32::unreachable();
+        }
+
+        let header = policy.header.as_bytes();
+        let request = Request {
+            method: headers.get(b":method").unwrap_or_default(),
+            path: headers.get(b":path").unwrap_or_default(),
+        };
+        let tokens = headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(header))
+            .map(|(_, value)| value);
+        let mut principal: Option<Option<Vec<u8>>> = None;
+        let mut decision = gate::decide(&policy, request, tokens, || {
+            let peer = host::property(host::PEER_URI_SAN)?;
+            let text = peer
+                .as_deref()
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .map(str::to_owned);
+            principal = Some(peer);
+            Ok::<_, host::HostError>(text)
+        });
+
+        let has_token = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(header));
+        if decision.is_allowed()
+            && policy.strip_header
+            && has_token
+            && host::remove_request_header(&policy.header).is_err()
+        {
+            // Forwarding a token we were told to strip would leak it upstream.
+            decision = Decision::Deny(Reason::InternalError);
+        }
+        let pause = !decision.is_allowed();
+        self.finish(
+            started_ns,
+            decision,
+            Some(headers),
+            principal,
+            Some(&policy),
+        );
+        if pause {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_log(&mut self) {
+        let (Some(seen), Some(policy)) = (self.seen.take(), self.policy.as_ref()) else {
+            return;
+        };
+        if !seen.recorded {
+            return;
+        }
+        let headers = &seen.headers;
+        let (path, query) = gate::split_path(headers.get(b":path").unwrap_or_default());
+        let now = host::now_ns().ok();
+        let status = host::property_u64(host::RESPONSE_CODE).ok().flatten();
+        let protocol = host::property(host::REQUEST_PROTOCOL).ok().flatten();
+        let source = host::property(host::SOURCE_ADDRESS).ok().flatten();
+        let principal = match seen.principal {
+            Some(known) => known,
+            None => host::property(host::PEER_URI_SAN).ok().flatten(),
+        };
+        let token_name = match seen.decision {
+            Decision::Allow { token } => policy.tokens.get(token).map(|t| t.name.as_str()),
+            _ => None,
+        };
+        let record = AccessRecord {
+            timestamp_ns: seen.started_ns.or(now).unwrap_or_default(),
+            decision: seen.decision,
+            token_name,
+            method: headers.get(b":method").unwrap_or_default(),
+            path,
+            query,
+            status,
+            duration_ns: seen
+                .started_ns
+                .zip(now)
+                .and_then(|(start, end)| end.checked_sub(start)),
+            request_id: headers.get(b"x-request-id"),
+            protocol: protocol.as_deref(),
+            authority: headers.get(b":authority"),
+            source_address: source.as_deref(),
+            user_agent: headers.get(b"user-agent"),
+            traceparent: headers.get(b"traceparent"),
+            b3_trace_id: headers.get(b"x-b3-traceid"),
+            principal: principal.as_deref().filter(|p| !p.is_empty()),
+        };
+        let mut line = String::new();
+        record.write(&mut line);
+        if policy.log.sink.filter_state() {
+            let _ = host::set_property(host::ACCESS_RECORD, line.as_bytes());
+        }
+        if policy.log.sink.proxy_log() {
+            let _ = host::log(LogLevel::Info, &line);
+        }
+    }
+}
+
+impl GateStream {
+    /// Counts the decision, sends the deny reply if there is one, and keeps what `on_log` needs.
+    fn finish(
+        &mut self,
+        started_ns: Option<u64>,
+        decision: Decision,
+        headers: Option<HeaderMap>,
+        principal: Option<Option<Vec<u8>>>,
+        policy: Option<&Policy>,
+    ) {
+        if let Some(id) = self
+            .counters
+            .as_deref()
+            .and_then(|ids| ids.get(response::counter_index(decision)))
+        {
+            let _ = host::increment_counter(*id);
+        }
+        if let Decision::Deny(reason) = decision {
+            let request_id = headers.as_ref().and_then(|h| h.get(b"x-request-id"));
+            let body = response::deny_body(reason, request_id);
+            let details = format!("rfma_{}", reason.code());
+            if host::send_local_response(
+                reason.status(),
+                &details,
+                &[("content-type", "application/json")],
+                body.as_bytes(),
+            )
+            .is_err()
+            {
+                let _ = host::log(LogLevel::Error, "rfma: the proxy refused the deny reply");
+            }
+        }
+        let recorded = policy.is_some_and(|p| p.records(decision.is_allowed()));
+        let headers = if recorded {
+            headers.unwrap_or_default()
+        } else {
+            HeaderMap::default()
+        };
+        self.seen = Some(Seen {
+            started_ns,
+            decision,
+            recorded,
+            headers,
+            principal,
+        });
+    }
+}

@@ -1,0 +1,385 @@
+//! Where a request is decided: plain data in, a [`Decision`] out, no host calls.
+
+use crate::config::Policy;
+use crate::digest;
+
+/// Why a request was denied. The codes and statuses are part of the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MissingToken,
+    DuplicateToken,
+    InvalidToken,
+    PrincipalMismatch,
+    InternalError,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::MissingToken,
+        Reason::DuplicateToken,
+        Reason::InvalidToken,
+        Reason::PrincipalMismatch,
+        Reason::InternalError,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MissingToken => "missing_token",
+            Reason::DuplicateToken => "duplicate_token",
+            Reason::InvalidToken => "invalid_token",
+            Reason::PrincipalMismatch => "principal_mismatch",
+            Reason::InternalError => "internal_error",
+        }
+    }
+
+    pub fn status(self) -> u32 {
+        match self {
+            Reason::MissingToken => 401,
+            Reason::DuplicateToken => 400,
+            Reason::InvalidToken | Reason::PrincipalMismatch => 403,
+            Reason::InternalError => 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A bypass rule matched; no token was needed.
+    Bypass,
+    /// The token at this index of [`Policy::tokens`] was presented (and its principals matched).
+    Allow {
+        token: usize,
+    },
+    Deny(Reason),
+}
+
+impl Decision {
+    pub fn is_allowed(self) -> bool {
+        !matches!(self, Decision::Deny(_))
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Decision::Bypass => "bypass",
+            Decision::Allow { .. } => "allow",
+            Decision::Deny(_) => "deny",
+        }
+    }
+}
+
+/// What the gate needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a [u8],
+    /// The `:path` pseudo-header as received (it may carry a query).
+    pub path: &'a [u8],
+}
+
+/// Decides a request.
+///
+/// `token_values` yields the value of every token header, in order. `peer_principal` is
+/// called at most once, only when the presented token is bound to principals; it returns
+/// the caller's certificate URI SAN, or `Err` when the host could not be asked (a deny).
+pub fn decide<'v, E>(
+    policy: &Policy,
+    request: Request<'_>,
+    token_values: impl IntoIterator<Item = &'v [u8]>,
+    peer_principal: impl FnOnce() -> Result<Option<String>, E>,
+) -> Decision {
+    if bypasses(policy, request) {
+        return Decision::Bypass;
+    }
+    let mut values = token_values.into_iter();
+    let Some(value) = values.next() else {
+        return Decision::Deny(Reason::MissingToken);
+    };
+    if values.next().is_some() {
+        return Decision::Deny(Reason::DuplicateToken);
+    }
+    let token = value.trim_ascii();
+    if token.is_empty() {
+        return Decision::Deny(Reason::MissingToken);
+    }
+    let Some(index) = digest::find_constant_time(&policy.digests, &digest::sha256(token)) else {
+        return Decision::Deny(Reason::InvalidToken);
+    };
+    let Some(rule) = policy.tokens.get(index) else {
+        return Decision::Deny(Reason::InternalError);
+    };
+    if !rule.principals.is_empty() {
+        match peer_principal() {
+            Err(_) => return Decision::Deny(Reason::InternalError),
+            Ok(Some(peer)) if rule.principals.contains(&peer) => {}
+            Ok(_) => return Decision::Deny(Reason::PrincipalMismatch),
+        }
+    }
+    Decision::Allow { token: index }
+}
+
+/// Splits a request target into path and query (a fragment, which clients should never
+/// send, is dropped with the query).
+pub fn split_path(target: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let end = target
+        .iter()
+        .position(|&b| b == b'#')
+        .unwrap_or(target.len());
+    let target = target.get(..end).unwrap_or(target);
+    match target.iter().position(|&b| b == b'?') {
+        Some(q) => (
+            target.get(..q).unwrap_or(target),
+            target.get(q.saturating_add(1)..),
+        ),
+        None => (target, None),
+    }
+}
+
+fn bypasses(policy: &Policy, request: Request<'_>) -> bool {
+    if policy.bypass.is_empty() {
+        return false;
+    }
+    let (path, _) = split_path(request.path);
+    if !safe_to_bypass(path) {
+        return false;
+    }
+    policy.bypass.iter().any(|rule| {
+        path.starts_with(rule.path_prefix.as_bytes())
+            && (rule.methods.is_empty()
+                || rule.methods.iter().any(|m| m.as_bytes() == request.method))
+    })
+}
+
+/// A path is only compared with bypass prefixes when no normalisation by the upstream could
+/// make it mean a different path: no dot-segments (also with `;` parameters, which some
+/// servers strip), no backslash, and no percent-encoded `.`, `/` or `\`.
+pub fn safe_to_bypass(path: &[u8]) -> bool {
+    if path.contains(&b'\\') {
+        return false;
+    }
+    let encoded = path.windows(3).any(|w| {
+        matches!(
+            w,
+            [b'%', b'2', b'e' | b'E' | b'f' | b'F'] | [b'%', b'5', b'c' | b'C']
+        )
+    });
+    if encoded {
+        return false;
+    }
+    !path.split(|&b| b == b'/').any(|segment| {
+        let name = segment.split(|&b| b == b';').next().unwrap_or(segment);
+        name == b"." || name == b".."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn policy() -> Policy {
+        let bound = digest::sha256(b"bound-token")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        config::parse(
+            format!(
+                r#"{{"tokens":[
+                    {{"name":"legacy","value":"test1"}},
+                    {{"name":"sleep","sha256":"{bound}","principals":["spiffe://cluster.local/ns/demo/sa/sleep"]}}
+                ],
+                "bypass":[{{"path_prefix":"/status/","methods":["GET","HEAD"]}},{{"path_prefix":"/public"}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn run(method: &str, path: &str, tokens: &[&str], peer: Option<&str>) -> Decision {
+        let values: Vec<&[u8]> = tokens.iter().map(|t| t.as_bytes()).collect();
+        decide::<()>(
+            &policy(),
+            Request {
+                method: method.as_bytes(),
+                path: path.as_bytes(),
+            },
+            values,
+            || Ok(peer.map(str::to_owned)),
+        )
+    }
+
+    #[test]
+    fn a_listed_token_is_allowed_with_its_index() {
+        assert_eq!(
+            run("GET", "/get", &["test1"], None),
+            Decision::Allow { token: 0 }
+        );
+        assert_eq!(
+            run("POST", "/anything?a=b", &["  test1\t"], None),
+            Decision::Allow { token: 0 }
+        );
+    }
+
+    #[test]
+    fn missing_or_empty_tokens_are_401() {
+        assert_eq!(
+            run("GET", "/get", &[], None),
+            Decision::Deny(Reason::MissingToken)
+        );
+        assert_eq!(
+            run("GET", "/get", &[""], None),
+            Decision::Deny(Reason::MissingToken)
+        );
+        assert_eq!(
+            run("GET", "/get", &[" \t "], None),
+            Decision::Deny(Reason::MissingToken)
+        );
+    }
+
+    #[test]
+    fn more_than_one_token_header_is_400_even_if_both_are_valid() {
+        assert_eq!(
+            run("GET", "/get", &["test1", "test1"], None),
+            Decision::Deny(Reason::DuplicateToken)
+        );
+        assert_eq!(
+            run("GET", "/get", &["", ""], None),
+            Decision::Deny(Reason::DuplicateToken)
+        );
+    }
+
+    #[test]
+    fn unknown_tokens_are_403_including_near_misses() {
+        for wrong in ["test2", "TEST1", "test", "test1x", "t est1", "dGVzdDE="] {
+            assert_eq!(
+                run("GET", "/get", &[wrong], None),
+                Decision::Deny(Reason::InvalidToken),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn bound_tokens_need_a_listed_peer() {
+        let sleep = "spiffe://cluster.local/ns/demo/sa/sleep";
+        assert_eq!(
+            run("GET", "/get", &["bound-token"], Some(sleep)),
+            Decision::Allow { token: 1 }
+        );
+        assert_eq!(
+            run(
+                "GET",
+                "/get",
+                &["bound-token"],
+                Some("spiffe://cluster.local/ns/demo/sa/other")
+            ),
+            Decision::Deny(Reason::PrincipalMismatch)
+        );
+        assert_eq!(
+            run("GET", "/get", &["bound-token"], None),
+            Decision::Deny(Reason::PrincipalMismatch)
+        );
+        assert_eq!(
+            run("GET", "/get", &["bound-token"], Some(&format!("{sleep}/x"))),
+            Decision::Deny(Reason::PrincipalMismatch)
+        );
+    }
+
+    #[test]
+    fn the_peer_is_only_asked_for_bound_tokens_and_a_failed_lookup_denies() {
+        let p = policy();
+        let req = Request {
+            method: b"GET",
+            path: b"/get",
+        };
+        let asked = std::cell::Cell::new(0);
+        let lookup = || -> Result<Option<String>, ()> {
+            asked.set(asked.get() + 1);
+            Err(())
+        };
+        assert_eq!(
+            decide(&p, req, [b"test1".as_slice()], lookup),
+            Decision::Allow { token: 0 }
+        );
+        assert_eq!(asked.get(), 0);
+        assert_eq!(
+            decide(&p, req, [b"bound-token".as_slice()], lookup),
+            Decision::Deny(Reason::InternalError)
+        );
+        assert_eq!(asked.get(), 1);
+    }
+
+    #[test]
+    fn bypass_rules_match_prefix_and_method() {
+        assert_eq!(run("GET", "/status/200", &[], None), Decision::Bypass);
+        assert_eq!(run("HEAD", "/status/200?x=1", &[], None), Decision::Bypass);
+        assert_eq!(
+            run("POST", "/status/200", &[], None),
+            Decision::Deny(Reason::MissingToken)
+        );
+        assert_eq!(run("DELETE", "/public/x", &[], None), Decision::Bypass);
+        // A bypassed request needs no token, and a bad one does not matter.
+        assert_eq!(
+            run("GET", "/status/200", &["wrong", "twice"], None),
+            Decision::Bypass
+        );
+    }
+
+    #[test]
+    fn paths_that_could_normalise_elsewhere_are_never_bypassed() {
+        for path in [
+            "/STATUS/200",
+            "/status",
+            "/status/../anything",
+            "/status/./200",
+            "/status/..;/admin",
+            "/status/%2e%2e/admin",
+            "/status/%2E%2E/admin",
+            "/status%2fadmin",
+            "/status/%2F..",
+            "/status/%5c..",
+            "/status/\\..\\admin",
+            "//status/200",
+            "/status?/200",
+            "/x#/status/200",
+        ] {
+            assert_eq!(
+                run("GET", path, &[], None),
+                Decision::Deny(Reason::MissingToken),
+                "{path}"
+            );
+        }
+        // Dots that are not whole segments are fine.
+        assert_eq!(
+            run("GET", "/status/a..b/.well", &[], None),
+            Decision::Bypass
+        );
+    }
+
+    #[test]
+    fn splits_query_and_drops_fragments() {
+        assert_eq!(
+            split_path(b"/a/b?x=1&y"),
+            (b"/a/b".as_slice(), Some(b"x=1&y".as_slice()))
+        );
+        assert_eq!(split_path(b"/a?"), (b"/a".as_slice(), Some(b"".as_slice())));
+        assert_eq!(split_path(b"/a#frag?x"), (b"/a".as_slice(), None));
+        assert_eq!(
+            split_path(b"/a?q#f"),
+            (b"/a".as_slice(), Some(b"q".as_slice()))
+        );
+    }
+
+    #[test]
+    fn reasons_map_to_the_contract_statuses() {
+        let table: Vec<_> = Reason::ALL.iter().map(|r| (r.code(), r.status())).collect();
+        assert_eq!(
+            table,
+            vec![
+                ("missing_token", 401),
+                ("duplicate_token", 400),
+                ("invalid_token", 403),
+                ("principal_mismatch", 403),
+                ("internal_error", 500)
+            ]
+        );
+    }
+}
