@@ -1,2 +1,5 @@
 //! The `istio-demo` command line as a library, so the end-to-end tests reuse its Envoy harness.
 //! One module per subcommand under `commands`; shared machinery beside it.
+
+pub mod commands;
+pub mod manifests;

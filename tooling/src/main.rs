@@ -11,9 +11,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Validate the GitOps manifests offline (kustomize build, strict schemas, lints).
+    Validate(istio_demo::commands::validate::ValidateArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Validate(args) => ExitCode::from(istio_demo::commands::validate::run(&args) as u8),
+    }
 }
