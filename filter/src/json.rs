@@ -15,7 +15,9 @@ pub const MAX_DEPTH: usize = 16;
 pub enum Value {
     Null,
     Bool(bool),
-    Number(f64),
+    /// The number's text as written: the configuration has no numeric fields, so numbers are
+    /// only checked for syntax (and converting them would pull float parsing into the module).
+    Number(String),
     String(String),
     Array(Vec<Value>),
     /// Members in document order; keys are unique.
@@ -215,14 +217,11 @@ impl Reader<'_> {
         let text = self
             .input
             .get(start..self.pos)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .ok_or_else(|| self.error("invalid number"))?;
-        text.parse::<f64>()
-            .map(Value::Number)
-            .map_err(|_| ParseError {
-                offset: start,
-                message: "invalid number",
-            })
+            .and_then(|bytes| std::str::from_utf8(bytes).ok());
+        text.map(|t| Value::Number(t.to_owned())).ok_or(ParseError {
+            offset: start,
+            message: "invalid number",
+        })
     }
 
     fn digits(&mut self) {
@@ -318,8 +317,8 @@ mod tests {
         assert_eq!(
             members[0].1,
             Value::Array(vec![
-                Value::Number(1.0),
-                Value::Number(-2500.0),
+                Value::Number("1".into()),
+                Value::Number("-2.5e3".into()),
                 Value::Bool(true),
                 Value::Bool(false),
                 Value::Null
