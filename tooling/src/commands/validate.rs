@@ -130,6 +130,15 @@ pub fn check(paths: &[PathBuf], schemas: &Schemas, options: LintOptions, verbose
                     continue;
                 }
             }
+        } else if path
+            .file_name()
+            .is_some_and(|n| manifests::KUSTOMIZATION_FILES.iter().any(|k| n == *k))
+        {
+            // A kustomization file names its directory.
+            vec![(
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                true,
+            )]
         } else {
             vec![(path.clone(), false)]
         };

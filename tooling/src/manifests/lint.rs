@@ -27,9 +27,9 @@ pub const ALLOWABLE: &[&str] = &["run-as-root", "writable-rootfs"];
 pub const DEMO_NAMESPACE: &str = "demo";
 /// Label keys Flagger rewrites on primary pods (its `-selector-labels` default), in its order.
 pub const FLAGGER_SELECTOR_LABELS: &[&str] = &["app", "name", "app.kubernetes.io/name"];
-/// A digest made only of zeros marks a value the user must fill in (`istio-demo wasm push` prints it).
-pub const PLACEHOLDER_DIGEST: &str =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+/// A digest starting with 32 zeros marks a value the user must fill in (`istio-demo wasm push` and
+/// `istio-demo token new` print the real ones); no real SHA-256 starts so.
+pub const PLACEHOLDER_PREFIX: &str = "00000000000000000000000000000000";
 
 /// What a run covers: the whole repository (so required objects must exist) or some paths.
 #[derive(Debug, Clone, Copy, Default)]
@@ -458,6 +458,18 @@ fn lint_wasm(m: &Manifest, base: &str, spec: Option<&Value>, out: &mut Vec<Findi
                 "clear-text token in Git: replace `value` with `sha256` (istio-demo token hash)",
             ));
         }
+        if token
+            .get("sha256")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.starts_with(PLACEHOLDER_PREFIX))
+        {
+            out.push(Finding::warning(
+                "wasm-plugin",
+                m,
+                format!("{base}.pluginConfig.tokens[{i}].sha256"),
+                "placeholder token digest: put the digest `istio-demo token new` prints in istio/wasm/release/filter-release.yaml",
+            ));
+        }
         if let Some(digest) = token.get("sha256")
             && !digest.as_str().is_some_and(is_hex64)
         {
@@ -506,12 +518,12 @@ fn lint_wasm(m: &Manifest, base: &str, spec: Option<&Value>, out: &mut Vec<Findi
                 format!("{base}.url"),
                 format!("malformed digest `{digest}`"),
             ));
-        } else if digest == PLACEHOLDER_DIGEST {
+        } else if digest.starts_with(PLACEHOLDER_PREFIX) {
             out.push(Finding::warning(
                 "wasm-plugin",
                 m,
                 format!("{base}.url"),
-                "placeholder digest: run `istio-demo wasm push` and put the digest it prints in istio/wasm/filter-release.yaml",
+                "placeholder digest: run `istio-demo wasm push` and put the digest it prints in istio/wasm/release/filter-release.yaml",
             ));
         }
     }
@@ -533,9 +545,12 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
 
 /// The pod labels of Flagger's primary copy of a Deployment: the template's labels, with the
 /// value of the first of [`FLAGGER_SELECTOR_LABELS`] found in the Deployment's selector
-/// rewritten to `<value>-primary`. Returns the rewritten key too.
+/// rewritten to `<value>-primary`, and without Flux's `*toolkit.fluxcd.io*` labels (as Flagger's
+/// `makePrimaryLabels` does). Returns the rewritten key too.
 pub fn flagger_primary_labels(deployment: &Manifest) -> (BTreeMap<String, String>, Option<String>) {
     let mut labels = labels_of(deployment.object.pointer("/spec/template/metadata/labels"));
+    // Flagger also drops Flux's own labels (keys containing `toolkit.fluxcd.io`) from primary pods.
+    labels.retain(|k, _| !k.contains("toolkit.fluxcd.io"));
     let selector = labels_of(deployment.object.pointer("/spec/selector/matchLabels"));
     let key = FLAGGER_SELECTOR_LABELS
         .iter()
@@ -568,6 +583,7 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
         })
         .collect();
 
+    let mut gated = false;
     for canary in &canaries {
         let target = canary
             .object
@@ -640,6 +656,7 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
             if !selects(&selector, &canary_labels) {
                 continue; // selects some other workload
             }
+            gated |= selects(&selector, &primary_labels);
             if !selects(&selector, &primary_labels) {
                 let key = rewritten.clone().unwrap_or_default();
                 out.push(Finding::error(
@@ -699,6 +716,16 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
                 object: format!("PeerAuthentication/{DEMO_NAMESPACE}/*"),
                 path: String::new(),
                 message: format!("no namespace-wide PeerAuthentication with mtls.mode STRICT in `{DEMO_NAMESPACE}`"),
+            });
+        }
+        if !gated {
+            out.push(Finding {
+                severity: Severity::Error,
+                rule: "wasm-selector",
+                source: Default::default(),
+                object: "WasmPlugin/*".into(),
+                path: String::new(),
+                message: "no WasmPlugin or TrafficExtension selects both the primary and the canary pods of a canaried Deployment".into(),
             });
         }
         if canaries.is_empty() || plugins.is_empty() {

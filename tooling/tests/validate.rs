@@ -1,0 +1,652 @@
+//! `istio-demo validate` end to end: the repository's manifests pass, and broken copies of them
+//! (made at test time from the real files, so the tests follow the manifests) fail with a message
+//! naming the file, the object, the field and the problem.
+//!
+//! Needs `kubectl` (with kustomize) on PATH or in $KUBECTL, and the pinned schemas in
+//! `$ISTIO_DEMO_SCHEMAS` or `<repo>/../shared/schemas`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn schemas() -> PathBuf {
+    match std::env::var_os("ISTIO_DEMO_SCHEMAS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo().join("../shared/schemas"),
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// A scratch copy of some of the repository's manifest directories.
+struct Copy {
+    dir: tempfile::TempDir,
+}
+
+impl Copy {
+    fn of(dirs: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for d in dirs {
+            copy_tree(&repo().join(d), &dir.path().join(d));
+        }
+        Copy { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Replaces `from` (which must be present, so a changed manifest breaks the test loudly) by `to`.
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.path(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(from),
+            "{file} no longer contains {from:?}: update this test"
+        );
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.path(file), text).unwrap();
+    }
+
+    /// Runs `istio-demo validate` on the given directories of this copy.
+    fn validate(&self, dirs: &[&str]) -> (i32, String) {
+        let paths: Vec<PathBuf> = dirs.iter().map(|d| self.path(d)).collect();
+        run(&paths, self.dir.path())
+    }
+}
+
+fn run(paths: &[PathBuf], cwd: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .arg("validate")
+        .arg("--schemas")
+        .arg(schemas())
+        .args(paths)
+        .current_dir(cwd)
+        .output()
+        .expect("run istio-demo");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The error lines of `output` that contain every one of `parts`.
+fn expect_error(output: &str, parts: &[&str]) {
+    let hit = output
+        .lines()
+        .any(|l| l.starts_with("error") && parts.iter().all(|p| l.contains(p)));
+    assert!(hit, "no error line with {parts:?} in:\n{output}");
+}
+
+#[test]
+fn the_repository_validates_cleanly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .args(["validate", "--schemas"])
+        .arg(schemas())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" 0 errors"), "{text}");
+    // Every kind the demo uses was really checked: the summary counts objects from all directories.
+    let objects: usize = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("validate: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(objects >= 60, "only {objects} objects rendered:\n{text}");
+}
+
+#[test]
+fn a_misspelt_canary_field_is_caught() {
+    let c = Copy::of(&["flagger"]);
+    c.edit("flagger/canary.yaml", "stepWeight: 20", "stepWieght: 20");
+    let (code, out) = c.validate(&["flagger"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[schema]",
+            "flagger/canary.yaml",
+            "Canary/demo/httpbin",
+            "spec.analysis",
+            "'stepWieght' was unexpected",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_metadata_field_in_a_custom_resource_is_caught() {
+    let c = Copy::of(&["flagger"]);
+    c.edit(
+        "flagger/metric-template.yaml",
+        "  name: latency-p99\n",
+        "  name: latency-p99\n  lables: {a: b}\n",
+    );
+    let (code, out) = c.validate(&["flagger"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "MetricTemplate/demo/latency-p99",
+            "metadata",
+            "'lables' was unexpected",
+        ],
+    );
+}
+
+#[test]
+fn a_wrong_type_in_a_deployment_is_caught() {
+    let c = Copy::of(&["demo"]);
+    c.edit(
+        "demo/httpbin.yaml",
+        "containerPort: 8000",
+        "containerPort: eight-thousand",
+    );
+    let (code, out) = c.validate(&["demo"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[schema]",
+            "demo/httpbin.yaml",
+            "Deployment/demo/httpbin",
+            "spec.template.spec.containers[0].ports[0].containerPort",
+            "\"eight-thousand\" is not of type",
+        ],
+    );
+}
+
+#[test]
+fn a_removed_api_version_is_caught() {
+    let c = Copy::of(&["flagger"]);
+    c.edit(
+        "flagger/hpa.yaml",
+        "apiVersion: autoscaling/v2",
+        "apiVersion: autoscaling/v2beta1",
+    );
+    let (code, out) = c.validate(&["flagger"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "HorizontalPodAutoscaler/demo/httpbin",
+            "no schema for apiVersion `autoscaling/v2beta1`",
+            "horizontalpodautoscaler-autoscaling-v2",
+        ],
+    );
+
+    let c = Copy::of(&["istio"]);
+    c.edit(
+        "istio/system/istiod.yaml",
+        "helm.toolkit.fluxcd.io/v2",
+        "helm.toolkit.fluxcd.io/v2beta1",
+    );
+    let (code, out) = c.validate(&["istio/system"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "HelmRelease/istio-system/istiod",
+            "serve HelmRelease only as helm.toolkit.fluxcd.io/v2",
+        ],
+    );
+}
+
+#[test]
+fn a_clear_token_in_the_wasm_plugin_is_caught() {
+    let c = Copy::of(&["istio"]);
+    c.edit(
+        "istio/wasm/wasmplugin/wasmplugin.yaml",
+        "      - name: external\n",
+        "      - name: legacy\n        value: test1\n      - name: external\n",
+    );
+    let (code, out) = c.validate(&["istio/wasm/wasmplugin"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[wasm-plugin]",
+            "wasmplugin.yaml",
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.pluginConfig.tokens[2].value",
+            "clear-text token",
+        ],
+    );
+    // The message never repeats the token.
+    assert!(!out.contains("test1"), "{out}");
+}
+
+#[test]
+fn a_clear_token_in_the_traffic_extension_is_caught() {
+    let c = Copy::of(&["istio"]);
+    c.edit(
+        "istio/wasm/trafficextension/trafficextension.yaml",
+        "        - name: external\n",
+        "        - name: legacy\n          value: test1\n        - name: external\n",
+    );
+    let (code, out) = c.validate(&["istio/wasm/trafficextension"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "TrafficExtension/demo/rfma-token-gate",
+            "spec.wasm.pluginConfig.tokens[2].value",
+            "clear-text token",
+        ],
+    );
+}
+
+#[test]
+fn an_unpinned_or_fail_open_wasm_plugin_is_caught() {
+    let c = Copy::of(&["istio"]);
+    c.edit(
+        "istio/wasm/release/filter-release.yaml",
+        "oci://registry.example.com/istio-demo/rfma-filter@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "oci://registry.example.com/istio-demo/rfma-filter:latest",
+    );
+    c.edit(
+        "istio/wasm/release/filter-release.yaml",
+        "digest: \"0000000000000000000000000000000000000000000000000000000000000000\"",
+        "digest: \"\"",
+    );
+    c.edit(
+        "istio/wasm/wasmplugin/wasmplugin.yaml",
+        "failStrategy: FAIL_CLOSE",
+        "failStrategy: FAIL_OPEN",
+    );
+    let (code, out) = c.validate(&["istio/wasm/wasmplugin"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.sha256",
+            "is not pinned",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.failStrategy",
+            "FAIL_OPEN",
+        ],
+    );
+}
+
+#[test]
+fn a_wasm_plugin_that_misses_flaggers_primary_pods_is_caught() {
+    let c = Copy::of(&["istio", "demo", "flagger"]);
+    c.edit(
+        "istio/wasm/wasmplugin/wasmplugin.yaml",
+        "istio-demo.dev/token-gate: enabled",
+        "app: httpbin",
+    );
+    let (code, out) = c.validate(&["demo", "flagger", "istio/wasm/wasmplugin"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[wasm-selector]",
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.selector.matchLabels",
+            "rewrites label `app` to `httpbin-primary`",
+        ],
+    );
+    // And the real selector covers both: same run without the edit is clean of that rule.
+    let c = Copy::of(&["istio", "demo", "flagger"]);
+    let (_, out) = c.validate(&["demo", "flagger", "istio/wasm/wasmplugin"]);
+    assert!(!out.contains("wasm-selector"), "{out}");
+}
+
+#[test]
+fn unpinned_images_and_missing_limits_are_caught() {
+    let c = Copy::of(&["demo"]);
+    c.edit(
+        "demo/sleep.yaml",
+        "docker.io/curlimages/curl:8.11.1",
+        "docker.io/curlimages/curl:latest",
+    );
+    c.edit(
+        "demo/httpbin.yaml",
+        "docker.io/mccutchen/go-httpbin:v2.18.1",
+        "docker.io/mccutchen/go-httpbin",
+    );
+    c.edit("demo/httpbin.yaml", "              memory: 128Mi\n", "");
+    let (code, out) = c.validate(&["demo"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[image-pinned]",
+            "Deployment/demo/sleep",
+            "containers[0].image",
+            "moving tag `latest`",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[image-pinned]",
+            "Deployment/demo/httpbin",
+            "is not pinned",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[resources]",
+            "Deployment/demo/httpbin",
+            "resources.limits.memory",
+            "no memory limits",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_objects_in_one_kustomization_are_caught() {
+    let c = Copy::of(&["demo"]);
+    c.write(
+        "demo/again.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sleep\n  namespace: demo\nautomountServiceAccountToken: false\n",
+    );
+    // Kustomize itself refuses exact duplicates; the lint also sees duplicates that differ in
+    // apiVersion only, which kustomize lets through.
+    c.edit(
+        "demo/kustomization.yaml",
+        "  - sleep.yaml\n",
+        "  - sleep.yaml\n  - again.yaml\n",
+    );
+    let (code, out) = c.validate(&["demo"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("ServiceAccount") && out.contains("sleep"),
+        "{out}"
+    );
+
+    let files = tempfile::tempdir().unwrap();
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: demo}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: demo}\n";
+    std::fs::write(files.path().join("twice.yaml"), text).unwrap();
+    let (code, out) = run(&[files.path().join("twice.yaml")], files.path());
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[duplicate-object]",
+            "twice.yaml",
+            "ConfigMap/demo/a",
+            "duplicate object",
+        ],
+    );
+}
+
+#[test]
+fn the_old_tutorial_bugs_are_caught() {
+    let c = Copy::of(&["demo", "flagger", "istio"]);
+    c.edit("flagger/canary.yaml", "      - mesh\n", "");
+    c.edit(
+        "flagger/canary.yaml",
+        "      retryOn: \"5xx,connect-failure,reset\"\n",
+        "",
+    );
+    c.edit(
+        "demo/httpbin.yaml",
+        "spec:\n  selector:\n    matchLabels:\n      app: httpbin",
+        "spec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: httpbin",
+    );
+    c.edit(
+        "demo/sleep.yaml",
+        "  labels:\n    app: sleep\nspec:",
+        "  labels:\n    app: sleep\n  annotations:\n    sidecar.istio.io/inject: \"true\"\nspec:",
+    );
+    c.write(
+        "istio/extra-vs.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: httpbin\n  namespace: demo\nspec:\n  hosts: [httpbin]\n  http:\n    - route:\n        - destination: {host: httpbin}\n      retries: {attempts: 3}\n",
+    );
+    c.edit(
+        "istio/kustomization.yaml",
+        "  - gateway.yaml\n",
+        "  - gateway.yaml\n  - extra-vs.yaml\n",
+    );
+    let (code, out) = c.validate(&["demo", "flagger", "istio"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[canary-mesh-gateway]",
+            "Canary/demo/httpbin",
+            "spec.service.gateways",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[retry-on]",
+            "Canary/demo/httpbin",
+            "spec.service.retries.retryOn",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[retry-on]",
+            "VirtualService/demo/httpbin",
+            "spec.http[0].retries.retryOn",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[canary-owns-replicas]",
+            "Deployment/demo/httpbin",
+            "spec.replicas",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[canary-owns-routing]",
+            "VirtualService/demo/httpbin",
+            "spec.hosts",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[inject-annotation]",
+            "Deployment/demo/sleep",
+            "pod template",
+        ],
+    );
+}
+
+#[test]
+fn security_context_rules_are_enforced() {
+    let c = Copy::of(&["demo", "elk", "istio"]);
+    c.edit(
+        "demo/sleep.yaml",
+        "            allowPrivilegeEscalation: false\n",
+        "",
+    );
+    c.edit(
+        "demo/sleep.yaml",
+        "              drop: [\"ALL\"]",
+        "              drop: [\"NET_RAW\"]",
+    );
+    c.edit(
+        "demo/httpbin.yaml",
+        "            runAsNonRoot: true\n            runAsUser: 65532",
+        "            runAsUser: 0",
+    );
+    c.edit(
+        "demo/httpbin.yaml",
+        "            readOnlyRootFilesystem: true\n",
+        "",
+    );
+    c.edit("demo/httpbin.yaml", "      automountServiceAccountToken: false\n      securityContext:", "      automountServiceAccountToken: false\n      hostNetwork: true\n      securityContext:");
+    c.edit(
+        "elk/filebeat.yaml",
+        "              mountPath: /var/log/pods\n              readOnly: true\n",
+        "              mountPath: /var/log/pods\n",
+    );
+    c.edit(
+        "elk/elasticsearch.yaml",
+        "            - name: ELASTIC_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: elastic-credentials\n                  key: elastic-password\n",
+        "            - name: ELASTIC_PASSWORD\n              value: changeme\n",
+    );
+    c.edit("elk/kibana.yaml", "    lint.istio-demo.dev/reason: \"Kibana writes optimizer and plugin state under its install directory.\"\n", "");
+    c.edit(
+        "istio/peer-authentication.yaml",
+        "mode: STRICT",
+        "mode: PERMISSIVE",
+    );
+    let (code, out) = c.validate(&["demo", "elk", "istio"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "Deployment/demo/sleep",
+            "securityContext.allowPrivilegeEscalation",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "Deployment/demo/sleep",
+            "securityContext.capabilities.drop",
+            "drop ALL",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "Deployment/demo/httpbin",
+            "securityContext.runAsNonRoot",
+            "non-root",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "Deployment/demo/httpbin",
+            "securityContext.readOnlyRootFilesystem",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[host-network]",
+            "Deployment/demo/httpbin",
+            "spec.template.spec.hostNetwork",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[hostpath-readonly]",
+            "DaemonSet/logging/filebeat",
+            "volumeMounts[3].readOnly",
+            "varlogpods",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[secret-env]",
+            "StatefulSet/logging/elasticsearch",
+            "ELASTIC_PASSWORD",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[elastic-password-secret]",
+            "StatefulSet/logging/elasticsearch",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[security-context]",
+            "Deployment/logging/kibana",
+            "needs a reason",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[peer-authentication-strict]",
+            "PeerAuthentication/demo/default",
+            "spec.mtls.mode",
+            "PERMISSIVE",
+        ],
+    );
+    assert!(
+        !out.contains("changeme"),
+        "a literal password must not be echoed:\n{out}"
+    );
+}
+
+#[test]
+fn a_kustomize_failure_is_reported_with_its_directory() {
+    let c = Copy::of(&["demo"]);
+    c.edit(
+        "demo/kustomization.yaml",
+        "  - sleep.yaml\n",
+        "  - sleep.yaml\n  - missing.yaml\n",
+    );
+    let (code, out) = c.validate(&["demo"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("error[load]")
+            && l.contains("demo")
+            && l.contains("missing.yaml")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_schema_folder_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .args(["validate", "--schemas", "/nonexistent/schemas"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/schemas") && err.contains("--schemas"),
+        "{err}"
+    );
+}
