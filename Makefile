@@ -18,7 +18,7 @@ export RFMA_WASM      := $(WASM)
 export RFMA_TRAP_WASM := $(TRAP_WASM)
 export ENVOY_BIN      ?= $(VENV)/bin/envoy
 
-.PHONY: help deps wasm wasm-trap sandbox test lint
+.PHONY: help deps wasm wasm-trap sandbox test lint validate
 
 help:
 	@echo "make sandbox   install what is missing, build the filter, run it in a local Envoy in front of httpbin"
@@ -37,6 +37,10 @@ wasm-trap: deps
 	@CARGO_TARGET_DIR=$(TRAP_DIR) cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter --features test-trap
 	@cp $(TRAP_DIR)/$(WASM_TARGET)/release/rfma_filter.wasm $(TRAP_WASM)
 
+# Offline checks of every manifest directory (needs kubectl with kustomize, and ../shared/schemas).
+validate:
+	cargo run -q -p istio-demo -- validate
+
 lint: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p rfma-filter --target $(WASM_TARGET) -- -D warnings
@@ -46,3 +50,5 @@ sandbox: wasm
 
 test: wasm wasm-trap
 	cargo test --workspace --no-fail-fast
+	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
+	cargo run -q -p istio-demo -- validate
