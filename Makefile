@@ -18,7 +18,7 @@ export RFMA_WASM      := $(WASM)
 export RFMA_TRAP_WASM := $(TRAP_WASM)
 export ENVOY_BIN      ?= $(VENV)/bin/envoy
 
-.PHONY: help deps wasm wasm-trap sandbox test lint validate
+.PHONY: help deps wasm wasm-trap sandbox test lint lint-filter validate
 
 help:
 	@echo "make sandbox   install what is missing, build the filter, run it in a local Envoy in front of httpbin"
@@ -41,14 +41,18 @@ wasm-trap: deps
 validate:
 	cargo run -q -p istio-demo -- validate
 
-lint: deps
+lint: deps lint-filter
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p rfma-filter --target $(WASM_TARGET) -- -D warnings
+
+# The filter's no-panic rules (no unwrap/expect/panic/indexing), natively and for the module.
+lint-filter: deps
+	cargo clippy -q -p rfma-filter --all-targets -- -D warnings
+	cargo clippy -q -p rfma-filter --target $(WASM_TARGET) --all-features -- -D warnings
 
 sandbox: wasm
 	cargo run --quiet -p istio-demo -- sandbox --wasm $(WASM)
 
-test: wasm wasm-trap
+test: wasm wasm-trap lint-filter
 	cargo test --workspace --no-fail-fast
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	cargo run -q -p istio-demo -- validate
