@@ -14,11 +14,17 @@ struct Cli {
 enum Command {
     /// Validate the GitOps manifests offline (kustomize build, strict schemas, lints).
     Validate(istio_demo::commands::validate::ValidateArgs),
+    /// Make tokens for the filter's allowlist and their SHA-256 digests.
+    Token(istio_demo::commands::token::TokenArgs),
+    /// Ship the filter module as an OCI image (Istio's compat layout) to a registry.
+    Wasm(istio_demo::commands::wasm::WasmArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => ExitCode::from(istio_demo::commands::validate::run(&args) as u8),
+        Command::Token(args) => istio_demo::commands::token::run(&args),
+        Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
     }
 }

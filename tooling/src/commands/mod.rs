@@ -1,2 +1,4 @@
 //! One module per subcommand.
 pub mod validate;
+pub mod token;
+pub mod wasm;

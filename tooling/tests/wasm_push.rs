@@ -1,0 +1,449 @@
+//! `istio-demo wasm push` end to end against a real registry on loopback: Debian's
+//! `docker-registry` (distribution 2.8), started by each test on 127.0.0.1 and a free port, with
+//! filesystem storage in a temporary directory. The image is pulled back over HTTP and checked:
+//! media types, digests and the layer's `plugin.wasm`.
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_istio-demo");
+
+fn registry_bin() -> PathBuf {
+    let p = std::env::var_os("DOCKER_REGISTRY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/docker-registry".into());
+    assert!(
+        p.is_file(),
+        "{} is missing: install Debian's docker-registry package (scripts/install-deps.sh does) or set DOCKER_REGISTRY_BIN",
+        p.display()
+    );
+    p
+}
+
+fn sha256(data: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// A running registry, killed on drop.
+struct Registry {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the registry; with `htpasswd`, basic auth is required for user `alice`.
+fn start_registry(htpasswd_password: Option<&str>) -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let auth = match htpasswd_password {
+        Some(pw) => {
+            let hash = bcrypt::hash(pw, 5).unwrap();
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, format!("alice:{hash}\n")).unwrap();
+            format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                file.display()
+            )
+        }
+        None => String::new(),
+    };
+    let config = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{auth}",
+        dir.path().join("data").display()
+    );
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let child = Command::new(registry_bin())
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry");
+    let reg = Registry {
+        child,
+        addr,
+        _dir: dir,
+    };
+    // Readiness: poll /v2/ (200, or 401 with auth on) with a bounded deadline.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = agent.get(&format!("http://{}/v2/", reg.addr)).call()
+            && (r.status() == 200 || r.status() == 401)
+        {
+            return reg;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker-registry did not answer on {} within 30 s",
+            reg.addr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The module to push: the shipped one when `make wasm` built it, else a small valid module.
+fn module(dir: &Path) -> (PathBuf, Vec<u8>) {
+    if let Some(p) = std::env::var_os("RFMA_WASM")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
+        let bytes = std::fs::read(&p).unwrap();
+        return (p, bytes);
+    }
+    // Magic, version 1, and a custom section "rfma" with a payload, so the content is not trivial.
+    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+    let payload = b"istio-demo wasm push test module";
+    bytes.extend_from_slice(&[0, (5 + payload.len()) as u8, 4]);
+    bytes.extend_from_slice(b"rfma");
+    bytes.extend_from_slice(payload);
+    let p = dir.join("test.wasm");
+    std::fs::write(&p, &bytes).unwrap();
+    (p, bytes)
+}
+
+fn push(
+    reference: &str,
+    wasm: &Path,
+    docker_config: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(BIN)
+        .args(["wasm", "push", reference, "--wasm"])
+        .arg(wasm)
+        .args(extra)
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .unwrap()
+}
+
+fn stdout_field(out: &std::process::Output, key: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {key:?} line in {text:?} (stderr: {})",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .trim()
+        .to_string()
+}
+
+struct Pulled {
+    manifest: Value,
+    manifest_type: String,
+    manifest_digest_header: String,
+    manifest_bytes: Vec<u8>,
+}
+
+fn get(url: &str, accept: &str, auth: Option<&str>) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent.get(url).header("Accept", accept);
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let mut r = req.call().unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(128 * 1024 * 1024)
+        .read_to_vec()
+        .unwrap();
+    (status, headers, body)
+}
+
+fn pull_manifest(addr: &str, repo: &str, tag: &str, auth: Option<&str>) -> Pulled {
+    let (status, headers, body) = get(
+        &format!("http://{addr}/v2/{repo}/manifests/{tag}"),
+        "application/vnd.oci.image.manifest.v1+json",
+        auth,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    Pulled {
+        manifest: serde_json::from_slice(&body).unwrap(),
+        manifest_type: headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string(),
+        manifest_digest_header: headers
+            .get("docker-content-digest")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string(),
+        manifest_bytes: body,
+    }
+}
+
+fn pull_blob(addr: &str, repo: &str, digest: &str, auth: Option<&str>) -> Vec<u8> {
+    let (status, _, body) = get(
+        &format!("http://{addr}/v2/{repo}/blobs/{digest}"),
+        "*/*",
+        auth,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        sha256(&body),
+        digest,
+        "blob content does not match its digest"
+    );
+    body
+}
+
+/// Checks everything Istio's fetcher relies on; returns the manifest digest.
+fn check_image(addr: &str, repo: &str, tag: &str, wasm: &[u8], auth: Option<&str>) -> String {
+    let p = pull_manifest(addr, repo, tag, auth);
+    assert_eq!(
+        p.manifest_type,
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(p.manifest["schemaVersion"], 2);
+    assert_eq!(
+        p.manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(sha256(&p.manifest_bytes), p.manifest_digest_header);
+    assert_eq!(
+        p.manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    let layers = p.manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "compat layout has exactly one layer");
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+
+    let layer_digest = layers[0]["digest"].as_str().unwrap();
+    let layer = pull_blob(addr, repo, layer_digest, auth);
+    assert_eq!(layers[0]["size"].as_u64().unwrap(), layer.len() as u64);
+    let mut tar_bytes = Vec::new();
+    flate2::read::GzDecoder::new(&layer[..])
+        .read_to_end(&mut tar_bytes)
+        .unwrap();
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let mut files = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut e = entry.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        let mut content = Vec::new();
+        e.read_to_end(&mut content).unwrap();
+        files.push((name, content));
+    }
+    assert_eq!(files.len(), 1, "a single file in the layer");
+    assert_eq!(files[0].0, "plugin.wasm");
+    assert!(
+        files[0].1 == wasm,
+        "plugin.wasm differs from the pushed module"
+    );
+
+    let config = pull_blob(
+        addr,
+        repo,
+        p.manifest["config"]["digest"].as_str().unwrap(),
+        auth,
+    );
+    let config: Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(config["rootfs"]["type"], "layers");
+    assert_eq!(config["rootfs"]["diff_ids"][0], sha256(&tar_bytes));
+    assert!(config["architecture"].is_string() && config["os"].is_string());
+    p.manifest_digest_header
+}
+
+#[test]
+fn push_to_a_local_registry_and_pull_it_back() {
+    let reg = start_registry(None);
+    let work = tempfile::tempdir().unwrap();
+    let (wasm_path, wasm) = module(work.path());
+    let reference = format!("{}/rfma/filter:test", reg.addr);
+
+    let out = push(&reference, &wasm_path, work.path(), &["--insecure"]);
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = stdout_field(&out, "digest:");
+    assert_eq!(
+        stdout_field(&out, "url:"),
+        format!("oci://{}/rfma/filter@{digest}", reg.addr)
+    );
+
+    let pulled = check_image(&reg.addr, "rfma/filter", "test", &wasm, None);
+    assert_eq!(
+        pulled, digest,
+        "printed digest must be the registry's manifest digest"
+    );
+    // The digest resolves too (what a pinned WasmPlugin url fetches).
+    let by_digest = pull_manifest(&reg.addr, "rfma/filter", &digest, None);
+    assert_eq!(by_digest.manifest_digest_header, digest);
+
+    // Reproducible: pushing the same module again (blobs already there) gives the same digest.
+    let again = push(
+        &format!("{}/rfma/filter:again", reg.addr),
+        &wasm_path,
+        work.path(),
+        &["--insecure"],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(stdout_field(&again, "digest:"), digest);
+}
+
+#[test]
+fn push_uses_docker_config_basic_auth() {
+    let reg = start_registry(Some("wonderland"));
+    let work = tempfile::tempdir().unwrap();
+    let (wasm_path, wasm) = module(work.path());
+    let reference = format!("{}/rfma/filter:auth", reg.addr);
+
+    // No credentials: a clear refusal and a non-zero exit.
+    let out = push(&reference, &wasm_path, work.path(), &["--insecure"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no credentials") && err.contains("docker login"),
+        "{err}"
+    );
+
+    // Wrong password: refused.
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let cfg = |user_pw: &str| {
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+            reg.addr,
+            b64(user_pw)
+        )
+    };
+    std::fs::write(work.path().join("config.json"), cfg("alice:wrong")).unwrap();
+    let out = push(&reference, &wasm_path, work.path(), &["--insecure"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("access denied"), "{err}");
+    assert!(
+        !err.contains("wrong"),
+        "the password must never be printed: {err}"
+    );
+
+    // The right credentials in $DOCKER_CONFIG/config.json.
+    std::fs::write(work.path().join("config.json"), cfg("alice:wonderland")).unwrap();
+    let out = push(&reference, &wasm_path, work.path(), &["--insecure"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = stdout_field(&out, "digest:");
+    let auth = format!("Basic {}", b64("alice:wonderland"));
+    assert_eq!(
+        check_image(&reg.addr, "rfma/filter", "auth", &wasm, Some(&auth)),
+        digest
+    );
+}
+
+#[test]
+fn push_errors_are_clear_and_change_nothing() {
+    let reg = start_registry(None);
+    let work = tempfile::tempdir().unwrap();
+    let (wasm_path, _) = module(work.path());
+
+    // HTTPS against a plain-HTTP registry: the error points at --insecure.
+    let out = push(
+        &format!("{}/rfma/filter:tls", reg.addr),
+        &wasm_path,
+        work.path(),
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--insecure"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Not a wasm module.
+    let bogus = work.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"#!/bin/sh\necho hi\n").unwrap();
+    let out = push(
+        &format!("{}/rfma/filter:bogus", reg.addr),
+        &bogus,
+        work.path(),
+        &["--insecure"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly module"));
+
+    // Missing file, and a reference without a tag.
+    let out = push(
+        &format!("{}/rfma/filter:x", reg.addr),
+        &work.path().join("nope.wasm"),
+        work.path(),
+        &["--insecure"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("make wasm"));
+    let out = push(
+        &format!("{}/rfma/filter", reg.addr),
+        &wasm_path,
+        work.path(),
+        &["--insecure"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing tag"));
+
+    // Nothing was written for any of them.
+    let (status, _, _) = get(
+        &format!("http://{}/v2/rfma/filter/tags/list", reg.addr),
+        "*/*",
+        None,
+    );
+    assert_eq!(
+        status, 404,
+        "the repository must not exist after failed pushes"
+    );
+}
