@@ -31,8 +31,8 @@ struct GateRoot {
 impl Context for GateRoot {}
 
 impl RootContext for GateRoot {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = match host::plugin_configuration() {
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        let bytes = match host::plugin_configuration(plugin_configuration_size) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(e) => {
                 let _ = host::log(

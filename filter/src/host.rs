@@ -174,22 +174,21 @@ pub fn now_ns() -> Result<u64, HostError> {
     Ok(time)
 }
 
-/// The plugin configuration, or `None` when the proxy delivered none.
-pub fn plugin_configuration() -> Result<Option<Vec<u8>>, HostError> {
+/// The plugin configuration (`size` bytes, as `on_configure` announced), or `None` when
+/// the proxy delivered none.
+pub fn plugin_configuration(size: usize) -> Result<Option<Vec<u8>>, HostError> {
+    if size == 0 {
+        return Ok(None);
+    }
     let mut data = null_mut();
-    let mut size = 0usize;
+    let mut len = 0usize;
     // SAFETY: out-pointers are valid; the host allocates the returned buffer for us.
     let code = unsafe {
-        abi::proxy_get_buffer_bytes(
-            BUFFER_PLUGIN_CONFIGURATION,
-            0,
-            usize::MAX,
-            &mut data,
-            &mut size,
-        )
+        abi::proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, size, &mut data, &mut len)
     };
     match code {
-        OK => Ok(Some(unsafe { owned_buffer(data, size) })),
+        // SAFETY: the buffer came from the host through our allocator and is used only here.
+        OK => Ok(Some(unsafe { owned_buffer(data, len) })),
         NOT_FOUND => Ok(None),
         other => Err(HostError(other)),
     }
