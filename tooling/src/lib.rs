@@ -2,5 +2,6 @@
 //! One module per subcommand under `commands`; shared machinery beside it.
 
 pub mod commands;
+pub mod envoy;
 pub mod manifests;
 pub mod oci;

@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Validate the GitOps manifests offline (kustomize build, strict schemas, lints).
     Validate(istio_demo::commands::validate::ValidateArgs),
+    /// Run the filter in a local Envoy in front of httpbin and show each request's decision.
+    Sandbox(istio_demo::commands::sandbox::SandboxArgs),
     /// Make tokens for the filter's allowlist and their SHA-256 digests.
     Token(istio_demo::commands::token::TokenArgs),
     /// Ship the filter module as an OCI image (Istio's compat layout) to a registry.
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => ExitCode::from(istio_demo::commands::validate::run(&args) as u8),
+        Command::Sandbox(args) => istio_demo::commands::sandbox::run(&args),
         Command::Token(args) => istio_demo::commands::token::run(&args),
         Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
     }

@@ -4,9 +4,11 @@
 //! Binaries: `ENVOY_BIN` (else `envoy` on PATH, else the repository's `.venv/bin/envoy`);
 //! modules: `RFMA_WASM` and `RFMA_TRAP_WASM` (the Makefile exports all three). A missing one
 //! fails the test with a message saying how to get it; nothing is skipped.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
-pub use istio_demo::envoy::bootstrap::{self, BootstrapSpec, FailurePolicy, ListenerSource, TlsFiles};
+pub use istio_demo::envoy::bootstrap::{
+    self, BootstrapSpec, FailurePolicy, ListenerSource, TlsFiles,
+};
 pub use istio_demo::envoy::http1::{Request, Response};
 pub use istio_demo::envoy::{self, LogFollower, Stack, StackConfig};
 use serde_json::{Value, json};
@@ -29,7 +31,10 @@ fn repo_root() -> PathBuf {
 
 pub fn sha256_hex(text: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The Envoy binary, or a panic that says how to install it.
@@ -66,7 +71,11 @@ pub fn wasm() -> PathBuf {
 
 /// The test-only build that traps on `x-rfma-test-trap` (`make wasm-trap`).
 pub fn trap_wasm() -> PathBuf {
-    module("RFMA_TRAP_WASM", "target/rfma_filter_trap.wasm", "wasm-trap")
+    module(
+        "RFMA_TRAP_WASM",
+        "target/rfma_filter_trap.wasm",
+        "wasm-trap",
+    )
 }
 
 /// The standard test configuration: `alpha` by plain value, `bravo` by digest, a bypass for
@@ -82,7 +91,12 @@ pub fn base_config() -> Value {
 }
 
 pub fn stack_config(wasm: PathBuf, config: &Value) -> StackConfig {
-    StackConfig { envoy_bin: envoy_bin(), wasm, plugin_config: config.to_string(), options: Default::default() }
+    StackConfig {
+        envoy_bin: envoy_bin(),
+        wasm,
+        plugin_config: config.to_string(),
+        options: Default::default(),
+    }
 }
 
 /// Envoy + httpbin with the shipped module and `config`.
@@ -95,13 +109,15 @@ pub fn start_with(
     config: &Value,
     prepare: impl FnOnce(&mut BootstrapSpec, &Path) -> Result<(), String>,
 ) -> Stack {
-    Stack::start_with(&stack_config(wasm, config), prepare).unwrap_or_else(|e| panic!("cannot start the stack: {e}"))
+    Stack::start_with(&stack_config(wasm, config), prepare)
+        .unwrap_or_else(|e| panic!("cannot start the stack: {e}"))
 }
 
 /// Sends an HTTP/1.1 request to the plain listener.
 pub fn send(stack: &Stack, req: Request) -> Response {
     let addr = stack.plain().unwrap();
-    req.send(addr).unwrap_or_else(|e| panic!("request to {addr}: {e}"))
+    req.send(addr)
+        .unwrap_or_else(|e| panic!("request to {addr}: {e}"))
 }
 
 pub fn get_with_token(stack: &Stack, path: &str, token: &str) -> Response {
@@ -111,17 +127,39 @@ pub fn get_with_token(stack: &Stack, path: &str, token: &str) -> Response {
 /// Asserts a deny: status, JSON content type, body `{"error","request_id"}` where the id is
 /// the one Envoy generated (echoed in the `x-request-id` response header).
 pub fn assert_deny(r: &Response, status: u16, reason: &str) {
-    assert_eq!(r.status, status, "expected {status} {reason}, got {} {}", r.status, r.text());
+    assert_eq!(
+        r.status,
+        status,
+        "expected {status} {reason}, got {} {}",
+        r.status,
+        r.text()
+    );
     assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
     let body = r.json().unwrap();
-    let request_id = r.header("x-request-id").expect("Envoy sets x-request-id on the response");
-    assert_eq!(request_id.len(), 36, "Envoy's x-request-id is a UUID: {request_id}");
-    assert_eq!(body, json!({ "error": reason, "request_id": request_id }), "deny body");
+    let request_id = r
+        .header("x-request-id")
+        .expect("Envoy sets x-request-id on the response");
+    assert_eq!(
+        request_id.len(),
+        36,
+        "Envoy's x-request-id is a UUID: {request_id}"
+    );
+    assert_eq!(
+        body,
+        json!({ "error": reason, "request_id": request_id }),
+        "deny body"
+    );
 }
 
 /// Asserts httpbin answered: status 200 and the JSON it echoes.
 pub fn assert_upstream(r: &Response) -> Value {
-    assert_eq!(r.status, 200, "expected httpbin's 200, got {} {}", r.status, r.text());
+    assert_eq!(
+        r.status,
+        200,
+        "expected httpbin's 200, got {} {}",
+        r.status,
+        r.text()
+    );
     r.json().unwrap()
 }
 
@@ -141,7 +179,11 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {}s waiting for {what}", WAIT.as_secs());
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {}s waiting for {what}",
+            WAIT.as_secs()
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -149,42 +191,37 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// The next `n` access-log lines, parsed as JSON records.
 pub fn next_records(log: &mut LogFollower, n: usize) -> Vec<Value> {
     let lines = log.wait_lines(n, WAIT).unwrap();
-    assert_eq!(lines.len(), n, "exactly {n} access-log lines expected: {lines:#?}");
+    assert_eq!(
+        lines.len(),
+        n,
+        "exactly {n} access-log lines expected: {lines:#?}"
+    );
     envoy::parse_records(&lines).unwrap()
 }
 
-/// A response from curl.
+/// A response from curl: the parsed response and the HTTP version it came over.
 #[derive(Debug)]
 pub struct CurlResponse {
-    pub status: u16,
+    pub response: Response,
     /// `1.1` or `2`.
     pub http_version: String,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl CurlResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    /// The same checks as [`assert_deny`].
-    pub fn assert_deny(&self, status: u16, reason: &str) {
-        assert_eq!(self.status, status, "{self:?}");
-        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
-        let id = self.header("x-request-id").expect("x-request-id");
-        assert_eq!(self.json(), json!({ "error": reason, "request_id": id }));
-    }
 }
 
 /// Runs curl (HTTP/2 and TLS clients) with `args`, writing headers to a file in `dir`.
 pub fn curl(dir: &Path, args: &[&str]) -> CurlResponse {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let headers_file = dir.join(format!("curl-headers-{}", SEQ.fetch_add(1, Ordering::SeqCst)));
+    let headers_file = dir.join(format!(
+        "curl-headers-{}",
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
     let out = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "30", "--dump-header"])
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "30",
+            "--dump-header",
+        ])
         .arg(&headers_file)
         .args(["--write-out", "%{stderr}%{http_code} %{http_version}"])
         .args(args)
@@ -192,7 +229,13 @@ pub fn curl(dir: &Path, args: &[&str]) -> CurlResponse {
         .unwrap_or_else(|e| panic!("cannot run curl (installed by scripts/install-deps.sh): {e}"));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "curl {args:?} failed: {stderr}");
-    let (status, version) = stderr.trim().rsplit_once('\n').map(|(_, l)| l).unwrap_or(stderr.trim()).split_once(' ').unwrap();
+    let (status, version) = stderr
+        .trim()
+        .rsplit_once('\n')
+        .map(|(_, l)| l)
+        .unwrap_or(stderr.trim())
+        .split_once(' ')
+        .unwrap();
     let headers = std::fs::read_to_string(&headers_file)
         .unwrap_or_default()
         .lines()
@@ -200,11 +243,14 @@ pub fn curl(dir: &Path, args: &[&str]) -> CurlResponse {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let _ = std::fs::remove_file(&headers_file);
-    CurlResponse {
+    let response = Response {
         status: status.parse().unwrap(),
-        http_version: version.to_owned(),
         headers,
-        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+        body: out.stdout,
+    };
+    CurlResponse {
+        response,
+        http_version: version.to_owned(),
     }
 }
 

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 pub mod validate;
+pub mod sandbox;
 pub mod token;
 pub mod wasm;
