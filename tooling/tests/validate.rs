@@ -650,3 +650,18 @@ fn a_missing_schema_folder_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plugin_config_the_filter_would_refuse_is_caught() {
+    let c = Copy::of(&["istio"]);
+    c.edit("istio/wasm/wasmplugin/wasmplugin.yaml", "      - path_prefix: /status/", "      - path_prefix: status/");
+    let (code, out) = c.validate(&["istio/wasm/wasmplugin"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(&out, &["error[wasm-plugin-config]", "WasmPlugin/demo/rfma-token-gate", "spec.pluginConfig.bypass[0].path_prefix", "refuse"]);
+
+    let c = Copy::of(&["istio"]);
+    c.edit("istio/wasm/trafficextension/trafficextension.yaml", "      header: x-rfma-token", "      header: \"x rfma token\"");
+    let (code, out) = c.validate(&["istio/wasm/trafficextension"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(&out, &["error[wasm-plugin-config]", "TrafficExtension/demo/rfma-token-gate", "spec.wasm.pluginConfig.header"]);
+}

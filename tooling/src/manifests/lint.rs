@@ -2,7 +2,8 @@
 //! (shown as `error[<rule>]`) and names the object and field it objects to.
 //!
 //! Per kustomization ([`lint_kustomization`]): `duplicate-object`.
-//! Per object ([`lint_object`]): `image-pinned`, `resources`, `wasm-plugin`, `security-context`,
+//! Per object ([`lint_object`]): `image-pinned`, `resources`, `wasm-plugin`, `wasm-plugin-config`
+//! (the filter's own configuration parser accepts `pluginConfig`), `security-context`,
 //! `host-network`, `hostpath-readonly`, `secret-env`, `elastic-password-secret`, `inject-annotation`,
 //! `retry-on`, `peer-authentication-strict`, `canary-mesh-gateway`.
 //! Across every object of a run ([`lint_set`]): `wasm-selector` (the WasmPlugin covers Flagger's
@@ -478,6 +479,26 @@ fn lint_wasm(m: &Manifest, base: &str, spec: Option<&Value>, out: &mut Vec<Findi
                 m,
                 format!("{base}.pluginConfig.tokens[{i}].sha256"),
                 "token digest must be 64 lowercase hex digits",
+            ));
+        }
+    }
+    // The filter's own parser decides: a configuration it refuses denies every request.
+    if let Some(config) = spec.get("pluginConfig") {
+        let text = serde_json::to_vec(config).unwrap_or_default();
+        if let Err(e) = rfma_filter::config::parse(&text) {
+            let path = if e.field == "configuration" {
+                format!("{base}.pluginConfig")
+            } else {
+                format!("{base}.pluginConfig.{}", e.field)
+            };
+            out.push(Finding::error(
+                "wasm-plugin-config",
+                m,
+                path,
+                format!(
+                    "the filter would refuse this configuration (and so refuse every request): {}",
+                    e.message
+                ),
             ));
         }
     }
