@@ -263,6 +263,7 @@ impl Host {
             root_context: 0,
             stream: None,
             proc_exit: None,
+            faults: Default::default(),
             stop_iteration: false,
         };
         let mut store = Store::new(engine(), state);
@@ -505,6 +506,20 @@ impl Host {
     /// Fuel (wasm instructions, as wasmtime counts them) used by every call so far.
     pub fn fuel_used(&self) -> u64 {
         self.fuel_used
+    }
+
+    /// Makes every later call of the `proxy_*` function `name` return `status`
+    /// without running, as a proxy in trouble could (e.g. `InternalFailure`).
+    pub fn inject_fault(&mut self, name: &str, status: crate::abi::Status) {
+        self.store
+            .data_mut()
+            .faults
+            .insert(name.to_string(), status);
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&mut self) {
+        self.store.data_mut().faults.clear();
     }
 
     /// The period the module set with `proxy_set_tick_period_milliseconds`.

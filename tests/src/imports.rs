@@ -127,6 +127,10 @@ macro_rules! proxy {
             $name,
             |mut caller: Caller<'_, State>, $($a: $t),*| -> wasmtime::Result<i32> {
                 check_allowed(&mut caller, $name)?;
+                if let Some(fault) = caller.data().faults.get($name).copied() {
+                    caller.data_mut().record_call($name, Some(fault.code()));
+                    return Ok(fault.code());
+                }
                 let status: Status = {
                     let $c = &mut caller;
                     #[allow(clippy::redundant_closure_call)]

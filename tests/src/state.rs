@@ -288,6 +288,8 @@ pub(crate) struct State {
     pub root_context: u32,
     pub stream: Option<Stream>,
     pub proc_exit: Option<i32>,
+    /// Injected faults: a `proxy_*` call named here returns this status instead of running.
+    pub faults: HashMap<String, Status>,
     /// Whether `proxy_send_local_response` asked to stop the current iteration.
     pub stop_iteration: bool,
 }

@@ -53,3 +53,66 @@ impl Data {
         &self.segments
     }
 }
+
+use rfma_tests::{ConfigureError, Host, LogLevel, LogLine, filter_module};
+use serde_json::{Value, json};
+
+/// The demo tokens of the test configuration (obviously not secrets).
+pub const SLEEP_TOKEN: &str = "sleep-demo-token-0001";
+pub const LEGACY_TOKEN: &str = "test1";
+pub const SLEEP_SPIFFE: &str = "spiffe://cluster.local/ns/demo/sa/sleep";
+pub const OTHER_SPIFFE: &str = "spiffe://cluster.local/ns/demo/sa/other";
+
+/// The contract's example configuration: a digest bound to a principal, a
+/// plain-text demo token, a bypass rule, stripping on, records to filter state.
+pub fn config() -> Value {
+    json!({
+        "header": "x-rfma-token",
+        "tokens": [
+            {"name": "sleep", "sha256": sha256_hex(SLEEP_TOKEN), "principals": [SLEEP_SPIFFE]},
+            {"name": "legacy", "value": LEGACY_TOKEN}
+        ],
+        "bypass": [{"path_prefix": "/status/", "methods": ["GET", "HEAD"]}],
+        "strip_header": true,
+        "log": {"sink": "filter_state", "allowed": true, "denied": true}
+    })
+}
+
+/// A host running the shipped module, configured with `config`.
+pub fn host_with(config: &Value) -> Host {
+    let mut host = Host::load(filter_module()).unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = host.configure(config.to_string()) {
+        panic!("configuration {config} was refused: {e}");
+    }
+    host
+}
+
+pub fn host() -> Host {
+    host_with(&config())
+}
+
+/// Configures the shipped module with `text`, expects a rejection, and returns
+/// the error lines it logged.
+pub fn rejected(text: &str) -> Vec<LogLine> {
+    let mut host = Host::load(filter_module()).unwrap_or_else(|e| panic!("{e}"));
+    let err = match host.configure(text) {
+        Ok(_) => panic!("configuration {text} was accepted"),
+        Err(e) => e,
+    };
+    assert!(
+        host.plugin().is_none(),
+        "a refused plugin must serve nothing"
+    );
+    match err {
+        ConfigureError::Rejected { logs } => logs
+            .into_iter()
+            .filter(|l| l.level >= LogLevel::Error)
+            .collect(),
+        other => panic!("expected on_configure to return false, got {other}"),
+    }
+}
+
+/// Reads a dotted path (`http.response.status_code`) out of a JSON value.
+pub fn field<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, key| v.get(key))
+}
