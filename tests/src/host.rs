@@ -91,8 +91,6 @@ pub enum ConfigureError {
     VmStartFailed { logs: Vec<LogLine> },
     /// The VM trapped (or had already failed).
     VmFailed(VmFailure),
-    /// This host runs one plugin per VM.
-    AlreadyConfigured,
 }
 
 impl ConfigureError {
@@ -125,7 +123,6 @@ impl fmt::Display for ConfigureError {
                 write!(f, "proxy_on_vm_start returned false; logs: {}", lines(logs))
             }
             ConfigureError::VmFailed(failure) => write!(f, "{failure}"),
-            ConfigureError::AlreadyConfigured => write!(f, "this host already runs a plugin"),
         }
     }
 }
@@ -385,16 +382,17 @@ impl Host {
 
     /// Sets up the plugin as Envoy does: root context created, `proxy_on_vm_start`
     /// with the VM configuration, then `proxy_on_configure` with `configuration`.
+    /// Calling it again is a configuration push to the same VM: a new root
+    /// context is configured and later streams belong to it; a rejected push
+    /// leaves the previous plugin serving.
     pub fn configure(
         &mut self,
         configuration: impl AsRef<[u8]>,
     ) -> Result<Plugin<'_>, ConfigureError> {
-        if self.configured {
-            return Err(ConfigureError::AlreadyConfigured);
-        }
         if let Some(f) = &self.failed {
             return Err(ConfigureError::VmFailed(f.clone()));
         }
+        let previous_root = self.store.data().root_context;
         let root = self.alloc_context_id();
         let logs_before = self.store.data().logs.len();
         {
@@ -428,6 +426,9 @@ impl Host {
         self.store.data_mut().plugin_configuration = None;
         let ok = result.map_err(ConfigureError::VmFailed)?;
         if ok == 0 {
+            if self.configured {
+                self.store.data_mut().root_context = previous_root;
+            }
             return Err(ConfigureError::Rejected {
                 logs: self.store.data().logs[logs_before..].to_vec(),
             });

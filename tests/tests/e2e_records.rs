@@ -1,0 +1,427 @@
+//! Access records, log sinks, secrecy and counters, as a real Envoy shows them.
+
+mod e2e_support;
+use e2e_support::*;
+use serde_json::{Value, json};
+
+/// Asserts an object has exactly these keys.
+fn keys(v: &Value, expected: &[&str], what: &str) {
+    let mut got: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    got.sort_unstable();
+    let mut want = expected.to_vec();
+    want.sort_unstable();
+    assert_eq!(got, want, "keys of {what} in {v}");
+}
+
+/// No `null` anywhere: absent fields are left out.
+fn no_nulls(v: &Value, path: &str) {
+    match v {
+        Value::Null => panic!("{path} is null"),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| no_nulls(v, &format!("{path}.{k}"))),
+        Value::Array(a) => a.iter().for_each(|v| no_nulls(v, path)),
+        _ => {}
+    }
+}
+
+/// RFC 3339, UTC, milliseconds: `2026-11-25T21:11:07.535Z`.
+fn assert_timestamp(v: &Value) {
+    let t = v
+        .as_str()
+        .unwrap_or_else(|| panic!("@timestamp is not a string: {v}"));
+    let b = t.as_bytes();
+    assert_eq!(b.len(), 24, "{t}");
+    for (i, c) in b.iter().enumerate() {
+        let ok = match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        };
+        assert!(ok, "bad @timestamp {t}");
+    }
+    assert!(t.starts_with("20"), "{t}");
+}
+
+/// Checks the fields every record has, and returns the record's `rfma` object.
+fn common(r: &Value, method: &str, path: &str, status: u64, allowed: bool) {
+    no_nulls(r, "record");
+    assert_timestamp(&r["@timestamp"]);
+    assert_eq!(r["event"]["kind"], "event");
+    assert_eq!(r["event"]["category"], json!(["web"]));
+    assert_eq!(
+        r["event"]["type"],
+        json!(["access", if allowed { "allowed" } else { "denied" }])
+    );
+    assert_eq!(r["event"]["action"], "rfma-token-gate");
+    assert_eq!(
+        r["event"]["outcome"],
+        if allowed { "success" } else { "failure" }
+    );
+    assert!(
+        r["event"]["duration"].as_u64().is_some_and(|d| d > 0),
+        "event.duration: {r}"
+    );
+    assert_eq!(r["http"]["request"]["method"], method);
+    let id = r["http"]["request"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("http.request.id: {r}"));
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(
+        r["http"]["response"]["status_code"],
+        json!(status),
+        "status_code is an integer: {r}"
+    );
+    assert_eq!(r["http"]["version"], "1.1");
+    assert_eq!(r["url"]["path"], path);
+    assert_eq!(r["source"]["ip"], "127.0.0.1");
+    assert!(
+        r["source"]["port"]
+            .as_u64()
+            .is_some_and(|p| p > 0 && p < 65536),
+        "source.port: {r}"
+    );
+}
+
+#[test]
+fn one_bare_record_per_request_with_every_field_and_type() {
+    let stack = start(&base_config());
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+
+    // Allowed, with every optional field known; header values that need escaping.
+    let agent = "agent \"quoted\" \\ back\ttab";
+    let r = send(
+        &stack,
+        Request::get("/get?x=1&y=%22")
+            .header("host", "example.test:8080")
+            .header("x-rfma-token", ALPHA)
+            .header("user-agent", agent)
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+    );
+    assert_eq!(r.status, 200);
+    // Bypassed, trace id from B3, no query.
+    let b = send(
+        &stack,
+        Request::new("HEAD", "/status/204")
+            .header("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+    );
+    assert_eq!(b.status, 204);
+    // Denied.
+    let d = send(
+        &stack,
+        Request::new("POST", "/post").header("x-rfma-token", WRONG),
+    );
+    assert_eq!(d.status, 403);
+
+    let recs = next_records(&mut log, 3);
+    let [allow, bypass, deny] = [&recs[0], &recs[1], &recs[2]];
+
+    common(allow, "GET", "/get", 200, true);
+    keys(
+        allow,
+        &[
+            "@timestamp",
+            "event",
+            "http",
+            "url",
+            "source",
+            "user_agent",
+            "trace",
+            "rfma",
+        ],
+        "record",
+    );
+    keys(
+        &allow["event"],
+        &["kind", "category", "type", "action", "outcome", "duration"],
+        "event",
+    );
+    keys(&allow["http"], &["request", "response", "version"], "http");
+    keys(&allow["http"]["request"], &["method", "id"], "http.request");
+    keys(&allow["url"], &["path", "query", "domain"], "url");
+    keys(&allow["source"], &["ip", "port"], "source");
+    assert_eq!(allow["url"]["query"], "x=1&y=%22");
+    assert_eq!(allow["url"]["domain"], "example.test");
+    assert_eq!(allow["user_agent"]["original"], agent);
+    assert_eq!(allow["trace"]["id"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(
+        allow["rfma"],
+        json!({ "decision": "allow", "token": { "name": "alpha" } })
+    );
+
+    common(bypass, "HEAD", "/status/204", 204, true);
+    keys(
+        bypass,
+        &[
+            "@timestamp",
+            "event",
+            "http",
+            "url",
+            "source",
+            "trace",
+            "rfma",
+        ],
+        "record",
+    );
+    keys(&bypass["url"], &["path", "domain"], "url");
+    assert_eq!(bypass["trace"]["id"], "463ac35c9f6413ad48485a3953bb6124");
+    assert_eq!(bypass["rfma"], json!({ "decision": "bypass" }));
+
+    common(deny, "POST", "/post", 403, false);
+    keys(
+        deny,
+        &["@timestamp", "event", "http", "url", "source", "rfma"],
+        "record",
+    );
+    keys(
+        &deny["event"],
+        &[
+            "kind", "category", "type", "action", "outcome", "reason", "duration",
+        ],
+        "event",
+    );
+    assert_eq!(deny["event"]["reason"], "invalid_token");
+    assert_eq!(
+        deny["rfma"],
+        json!({ "decision": "deny", "reason": "invalid_token" })
+    );
+    let id = d.header("x-request-id").unwrap();
+    assert_eq!(deny["http"]["request"]["id"], id);
+
+    // Exactly one line per request: a marker request's record is the very next line.
+    assert_eq!(
+        send(&stack, Request::get("/status/200?marker=1")).status,
+        200
+    );
+    let next = next_records(&mut log, 1);
+    assert_eq!(
+        next[0]["url"]["query"], "marker=1",
+        "an extra line was written: {next:?}"
+    );
+    // And each line is the bare object: no quoting, no prefix.
+    let raw = std::fs::read_to_string(&stack.envoy.access_log).unwrap();
+    assert_eq!(raw.lines().count(), 4);
+    assert!(
+        raw.lines()
+            .all(|l| l.starts_with("{\"@timestamp\":") && l.ends_with('}')),
+        "{raw}"
+    );
+}
+
+#[test]
+fn tokens_and_digests_appear_in_no_envoy_output() {
+    let mut config = base_config();
+    config["log"] = json!({ "sink": "both" });
+    let stack = start(&config);
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    for t in [ALPHA, BRAVO, WRONG] {
+        get_with_token(&stack, "/headers", t);
+    }
+    send(
+        &stack,
+        Request::get("/headers")
+            .header("x-rfma-token", ALPHA)
+            .header("x-rfma-token", BRAVO),
+    );
+    send(
+        &stack,
+        Request::get(&format!("/get?q={ALPHA}")).header("x-rfma-token", &format!(" {ALPHA} ")),
+    );
+    next_records(&mut log, 5);
+    let out = all_envoy_output(&stack);
+    // The plain-text warning is there, without the value.
+    assert!(
+        out.contains("plain"),
+        "the filter should warn about plain-text tokens: {out}"
+    );
+    for secret in [
+        BRAVO,
+        WRONG,
+        &sha256_hex(ALPHA),
+        &sha256_hex(BRAVO),
+        &sha256_hex(WRONG),
+    ] {
+        assert!(
+            !out.contains(secret),
+            "{secret} appears in Envoy's output:\n{out}"
+        );
+    }
+    // ALPHA was deliberately put in a query string; it may appear only there.
+    let without_query = out.replace(&format!("q={ALPHA}"), "q=<query>");
+    assert!(
+        !without_query.contains(ALPHA),
+        "{ALPHA} appears in Envoy's output:\n{out}"
+    );
+}
+
+/// The records the filter logged through the proxy (`wasm log <plugin> <root>: <record>`).
+fn proxy_log_records(stack: &Stack) -> Vec<Value> {
+    stack
+        .envoy
+        .process
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("[info][wasm]") && l.contains("\"rfma-token-gate\""))
+        .map(|l| {
+            let start = l
+                .find("{\"@timestamp\"")
+                .unwrap_or_else(|| panic!("no record in {l}"));
+            serde_json::from_str(&l[start..]).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn proxy_log_sink_writes_records_to_envoys_log_and_none_writes_nothing() {
+    let mut config = base_config();
+    config["log"] = json!({ "sink": "proxy_log" });
+    let stack = start(&config);
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    assert_eq!(get_with_token(&stack, "/get", ALPHA).status, 200);
+    assert_eq!(send(&stack, Request::get("/get")).status, 401);
+    // The access log still gets a line per request, but no record in it.
+    assert_eq!(log.wait_lines(2, WAIT).unwrap(), ["-", "-"]);
+    let recs = eventually("two records in Envoy's log", || {
+        Some(proxy_log_records(&stack)).filter(|r| r.len() == 2)
+    });
+    assert_eq!(
+        recs[0]["rfma"],
+        json!({ "decision": "allow", "token": { "name": "alpha" } })
+    );
+    assert_eq!(
+        recs[1]["rfma"],
+        json!({ "decision": "deny", "reason": "missing_token" })
+    );
+    assert_eq!(recs[1]["http"]["response"]["status_code"], 401);
+    drop(stack);
+
+    // `both`: the same record in both places.
+    config["log"] = json!({ "sink": "both" });
+    let stack = start(&config);
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    assert_eq!(get_with_token(&stack, "/get", BRAVO).status, 200);
+    let in_access_log = next_records(&mut log, 1);
+    let in_proxy_log = eventually("a record in Envoy's log", || {
+        Some(proxy_log_records(&stack)).filter(|r| r.len() == 1)
+    });
+    assert_eq!(in_access_log, in_proxy_log);
+    drop(stack);
+
+    // `none`, and `allowed: false`: no record at all, or only for denials.
+    config["log"] = json!({ "sink": "none" });
+    let stack = start(&config);
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    assert_eq!(get_with_token(&stack, "/get", ALPHA).status, 200);
+    assert_eq!(send(&stack, Request::get("/get")).status, 401);
+    assert_eq!(log.wait_lines(2, WAIT).unwrap(), ["-", "-"]);
+    assert!(proxy_log_records(&stack).is_empty());
+    drop(stack);
+
+    config["log"] = json!({ "sink": "filter_state", "allowed": false });
+    let stack = start(&config);
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    assert_eq!(get_with_token(&stack, "/get", ALPHA).status, 200);
+    assert_eq!(send(&stack, Request::get("/status/200")).status, 200);
+    assert_eq!(send(&stack, Request::get("/get")).status, 401);
+    let lines = log.wait_lines(3, WAIT).unwrap();
+    assert_eq!(&lines[..2], ["-", "-"]);
+    assert_eq!(
+        envoy::parse_records(&lines[2..]).unwrap()[0]["rfma"]["reason"],
+        "missing_token"
+    );
+}
+
+/// Prometheus names of the filter's counters. Envoy keeps custom Wasm metrics under its
+/// `wasmcustom` stat namespace (`wasmcustom.rfma_allowed_total` in `/stats`) and strips that
+/// namespace in `/stats/prometheus`, without adding its usual `envoy_` prefix.
+const COUNTERS: [&str; 7] = [
+    "rfma_allowed_total",
+    "rfma_bypassed_total",
+    "rfma_denied_missing_token_total",
+    "rfma_denied_invalid_token_total",
+    "rfma_denied_duplicate_token_total",
+    "rfma_denied_principal_mismatch_total",
+    "rfma_denied_internal_error_total",
+];
+
+#[test]
+fn counters_are_exact_after_a_known_mix() {
+    let mut config = base_config();
+    config["tokens"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "bound", "value": "bound-token-e2e", "principals": ["spiffe://cluster.local/ns/demo/sa/sleep"] }));
+    let stack = start(&config);
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+
+    // Before any request every counter is exposed, at zero.
+    let before = stack.envoy.prometheus().unwrap();
+    for c in COUNTERS {
+        assert_eq!(
+            prometheus_value(&before, c),
+            Some(0),
+            "{c} before any request:\n{before}"
+        );
+        assert!(
+            before.contains(&format!("# TYPE {c} counter")),
+            "{c} is not a counter:\n{before}"
+        );
+    }
+
+    let mut sent = 0;
+    let mut check = |r: Response, status: u16| {
+        assert_eq!(r.status, status, "{}", r.text());
+        sent += 1;
+    };
+    // 3 allowed, 2 bypassed, 2 missing, 1 invalid, 1 duplicate, 1 principal mismatch.
+    check(get_with_token(&stack, "/get", ALPHA), 200);
+    check(get_with_token(&stack, "/get", ALPHA), 200);
+    check(get_with_token(&stack, "/get", BRAVO), 200);
+    check(send(&stack, Request::get("/status/200")), 200);
+    check(send(&stack, Request::new("HEAD", "/status/200")), 200);
+    check(send(&stack, Request::get("/get")), 401);
+    check(
+        send(&stack, Request::get("/get").header("x-rfma-token", "  ")),
+        401,
+    );
+    check(get_with_token(&stack, "/get", WRONG), 403);
+    check(
+        send(
+            &stack,
+            Request::get("/get")
+                .header("x-rfma-token", ALPHA)
+                .header("X-Rfma-Token", ALPHA),
+        ),
+        400,
+    );
+    // A principal-bound token over plain text: no peer certificate, so no principal.
+    check(get_with_token(&stack, "/get", "bound-token-e2e"), 403);
+    next_records(&mut log, sent);
+
+    let text = stack.envoy.prometheus().unwrap();
+    let expected = [3, 2, 2, 1, 1, 1, 0];
+    for (c, want) in COUNTERS.iter().zip(expected) {
+        assert_eq!(prometheus_value(&text, c), Some(want), "{c}:\n{text}");
+        // The same counter under Envoy's own stat name.
+        assert_eq!(
+            stack.envoy.stat(&format!("wasmcustom.{c}")).unwrap(),
+            Some(want),
+            "wasmcustom.{c}"
+        );
+        assert!(
+            !text.contains(&format!("envoy_{c}")),
+            "{c} must not get Envoy's prefix"
+        );
+    }
+}
