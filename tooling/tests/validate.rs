@@ -654,14 +654,130 @@ fn a_missing_schema_folder_is_a_clear_error() {
 #[test]
 fn a_plugin_config_the_filter_would_refuse_is_caught() {
     let c = Copy::of(&["istio"]);
-    c.edit("istio/wasm/wasmplugin/wasmplugin.yaml", "      - path_prefix: /status/", "      - path_prefix: status/");
+    c.edit(
+        "istio/wasm/wasmplugin/wasmplugin.yaml",
+        "      - path_prefix: /status/",
+        "      - path_prefix: status/",
+    );
     let (code, out) = c.validate(&["istio/wasm/wasmplugin"]);
     assert_eq!(code, 1, "{out}");
-    expect_error(&out, &["error[wasm-plugin-config]", "WasmPlugin/demo/rfma-token-gate", "spec.pluginConfig.bypass[0].path_prefix", "refuse"]);
+    expect_error(
+        &out,
+        &[
+            "error[wasm-plugin-config]",
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.pluginConfig.bypass[0].path_prefix",
+            "refuse",
+        ],
+    );
 
     let c = Copy::of(&["istio"]);
-    c.edit("istio/wasm/trafficextension/trafficextension.yaml", "      header: x-rfma-token", "      header: \"x rfma token\"");
+    c.edit(
+        "istio/wasm/trafficextension/trafficextension.yaml",
+        "      header: x-rfma-token",
+        "      header: \"x rfma token\"",
+    );
     let (code, out) = c.validate(&["istio/wasm/trafficextension"]);
     assert_eq!(code, 1, "{out}");
-    expect_error(&out, &["error[wasm-plugin-config]", "TrafficExtension/demo/rfma-token-gate", "spec.wasm.pluginConfig.header"]);
+    expect_error(
+        &out,
+        &[
+            "error[wasm-plugin-config]",
+            "TrafficExtension/demo/rfma-token-gate",
+            "spec.wasm.pluginConfig.header",
+        ],
+    );
+}
+
+#[test]
+fn unpinned_charts_and_broken_flux_wiring_are_caught() {
+    let c = Copy::of(&["flux", "istio", "demo", "flagger", "monitoring", "elk"]);
+    c.edit(
+        "istio/system/istiod.yaml",
+        "      version: 1.30.3",
+        "      version: \">=1.30.0\"",
+    );
+    c.edit(
+        "flux/apps.yaml",
+        "path: ./istio/authorization/stage-4-allow-get-with-token",
+        "path: ./istio/authorization/stage-5",
+    );
+    c.edit(
+        "flux/apps.yaml",
+        "    - name: flagger-system\n",
+        "    - name: flagger\n",
+    );
+    let (code, out) = c.validate(&["flux", "istio/system"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[chart-pinned]",
+            "HelmRelease/istio-system/istiod",
+            "spec.chart.spec.version",
+            "`>=1.30.0` is not pinned",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[flux-path]",
+            "flux/apps.yaml",
+            "Kustomization/flux-system/authorization",
+            "spec.path",
+            "./istio/authorization/stage-5",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[flux-dependency]",
+            "Kustomization/flux-system/canary",
+            "spec.dependsOn[0]",
+            "Kustomization/flux-system/flagger",
+        ],
+    );
+}
+
+#[test]
+fn the_whole_repository_run_requires_namespaces_and_strict_mtls() {
+    let c = Copy::of(&["flux", "istio", "demo", "flagger", "monitoring", "elk"]);
+    // Make the copy look like the repository root, so `validate` without PATH checks all of it.
+    std::fs::create_dir_all(c.path("tooling")).unwrap();
+    c.write("tooling/Cargo.toml", "[package]\nname = \"stand-in\"\n");
+    c.edit(
+        "istio/kustomization.yaml",
+        "  - peer-authentication.yaml\n",
+        "",
+    );
+    c.edit(
+        "monitoring/prometheus.yaml",
+        "  namespace: monitoring",
+        "  namespace: monitorring",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .arg("validate")
+        .arg("--schemas")
+        .arg(schemas())
+        .current_dir(c.path("demo"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    expect_error(
+        &text,
+        &[
+            "error[namespace-exists]",
+            "HelmRelease/monitorring/prometheus",
+            "`monitorring`",
+        ],
+    );
+    expect_error(
+        &text,
+        &[
+            "error[required-object]",
+            "PeerAuthentication/demo",
+            "STRICT",
+        ],
+    );
 }

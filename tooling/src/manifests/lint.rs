@@ -7,9 +7,10 @@
 //! `host-network`, `hostpath-readonly`, `secret-env`, `elastic-password-secret`, `inject-annotation`,
 //! `retry-on`, `peer-authentication-strict`, `canary-mesh-gateway`.
 //! Across every object of a run ([`lint_set`]): `wasm-selector` (the WasmPlugin covers Flagger's
-//! primary and canary pods), `canary-owns-replicas`, `canary-owns-routing`, `hpa-cpu-requests`, and,
-//! when the run is the whole repository, `required-object` (a STRICT PeerAuthentication for `demo`,
-//! a WasmPlugin for httpbin).
+//! primary and canary pods), `canary-owns-replicas`, `canary-owns-routing`, `hpa-cpu-requests`,
+//! `flux-dependency`, `flux-path`, and, when the run is the whole repository, `namespace-exists`
+//! and `required-object` (a STRICT PeerAuthentication for `demo`, a WasmPlugin for httpbin).
+//! Per object also: `chart-pinned` (a HelmRelease names an exact chart version).
 //!
 //! Exceptions: a workload may carry the annotation [`ALLOW_ANNOTATION`] with a comma-separated
 //! list from [`ALLOWABLE`] *and* a non-empty [`REASON_ANNOTATION`]; nothing else can be waived.
@@ -31,6 +32,9 @@ pub const FLAGGER_SELECTOR_LABELS: &[&str] = &["app", "name", "app.kubernetes.io
 /// A digest starting with 32 zeros marks a value the user must fill in (`istio-demo wasm push` and
 /// `istio-demo token new` print the real ones); no real SHA-256 starts so.
 pub const PLACEHOLDER_PREFIX: &str = "00000000000000000000000000000000";
+
+/// Namespaces that exist without this repository creating them.
+pub const PROVIDED_NAMESPACES: &[&str] = &["flux-system", "kube-system", "default"];
 
 /// What a run covers: the whole repository (so required objects must exist) or some paths.
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,6 +105,23 @@ pub fn lint_object(m: &Manifest) -> Vec<Finding> {
         }
         ("extensions.istio.io", "TrafficExtension") => {
             lint_wasm(m, "spec.wasm", m.object.pointer("/spec/wasm"), &mut out)
+        }
+        ("helm.toolkit.fluxcd.io", "HelmRelease") => {
+            let version = m
+                .object
+                .pointer("/spec/chart/spec/version")
+                .and_then(Value::as_str);
+            if m.object.pointer("/spec/chart").is_some() && !version.is_some_and(is_exact_version) {
+                out.push(Finding::error(
+                    "chart-pinned",
+                    m,
+                    "spec.chart.spec.version",
+                    format!(
+                        "chart version {} is not pinned: give an exact version such as 1.2.3 (no range, no wildcard)",
+                        version.map_or("(none)".to_string(), |v| format!("`{v}`"))
+                    ),
+                ));
+            }
         }
         ("networking.istio.io", "VirtualService") => {
             for (i, route) in array(&m.object, "/spec/http").iter().enumerate() {
@@ -406,6 +427,18 @@ fn lint_pod(m: &Manifest, pointer: &str, pod: &Value, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// An exact semantic version (`1.30.3`, `v1.44.0`, `2.0.0-rc.1`), not a range or wildcard.
+pub fn is_exact_version(v: &str) -> bool {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let (core, pre) = v.split_once('-').unwrap_or((v, ""));
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && pre.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 
 /// `Ok` when `image` names a tag other than `latest`, or a digest.
@@ -722,7 +755,28 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
         }
     }
 
+    flux_rules(all, &mut out);
+
     if options.whole_repository {
+        // namespace-exists: every namespace used is created by the repository (or by Flux itself).
+        let created: Vec<&str> = all
+            .iter()
+            .filter(|m| m.kind() == "Namespace")
+            .map(|m| m.name())
+            .collect();
+        for m in all {
+            if let Some(ns) = m.namespace() {
+                if !created.contains(&ns) && !PROVIDED_NAMESPACES.contains(&ns) {
+                    out.push(Finding::error(
+                        "namespace-exists",
+                        m,
+                        "metadata.namespace",
+                        format!("namespace `{ns}` is not created by any manifest (nor by Flux or Kubernetes)"),
+                    ));
+                }
+            }
+        }
+
         let strict = all.iter().any(|m| {
             m.kind() == "PeerAuthentication"
                 && m.namespace() == Some(DEMO_NAMESPACE)
@@ -761,4 +815,63 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Flux wiring: `dependsOn` names an object that exists (`flux-dependency`), and a Kustomization
+/// from a GitRepository points at a directory holding a kustomization (`flux-path`), looked up
+/// from the directory of the file that declares it and each of its ancestors (the repository root).
+fn flux_rules(all: &[Manifest], out: &mut Vec<Finding>) {
+    for m in all {
+        let group = m.group();
+        if group != "kustomize.toolkit.fluxcd.io" && group != "helm.toolkit.fluxcd.io" {
+            continue;
+        }
+        for (i, dep) in array(&m.object, "/spec/dependsOn").iter().enumerate() {
+            let name = dep.get("name").and_then(Value::as_str).unwrap_or("");
+            let ns = dep
+                .get("namespace")
+                .and_then(Value::as_str)
+                .or(m.namespace());
+            let found = all.iter().any(|o| {
+                o.group() == group
+                    && o.kind() == m.kind()
+                    && o.name() == name
+                    && o.namespace() == ns
+            });
+            if !found {
+                out.push(Finding::error(
+                    "flux-dependency",
+                    m,
+                    format!("spec.dependsOn[{i}]"),
+                    format!("depends on {}/{}/{name}, which no manifest declares: it would never become ready", m.kind(), ns.unwrap_or("")),
+                ));
+            }
+        }
+        if m.kind() == "Kustomization"
+            && m.object
+                .pointer("/spec/sourceRef/kind")
+                .and_then(Value::as_str)
+                == Some("GitRepository")
+        {
+            let path = m
+                .object
+                .pointer("/spec/path")
+                .and_then(Value::as_str)
+                .unwrap_or("./");
+            let rel = path.trim_start_matches("./").trim_start_matches('/');
+            let exists = m
+                .source
+                .ancestors()
+                .skip(1)
+                .any(|dir| super::is_kustomization(&dir.join(rel)));
+            if !exists {
+                out.push(Finding::error(
+                    "flux-path",
+                    m,
+                    "spec.path",
+                    format!("`{path}` is not a directory with a kustomization in this repository"),
+                ));
+            }
+        }
+    }
 }
