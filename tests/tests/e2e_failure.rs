@@ -1,0 +1,124 @@
+//! Failing closed in a real Envoy, with the test-only build that traps (wasm `unreachable`) on
+//! a request carrying `x-rfma-test-trap`, and with a module that is not Wasm at all.
+//!
+//! `fail_open: false` (Istio's `failStrategy: FAIL_CLOSE`, what the manifests use): the trapping
+//! request gets a 503 and the worker's VM stays dead, so every later request on that worker
+//! gets a 503 too, until the filter is reloaded (a new listener config). Nothing reaches httpbin.
+//! `failure_policy: FAIL_RELOAD`: the trapping request gets a 503; after the reload back-off a
+//! fresh VM serves again (`wasm.rfma.vm_reload_success`). Envoy runs one worker, so "that
+//! worker" is every request.
+
+mod e2e_support;
+use e2e_support::*;
+
+fn trap(stack: &Stack, path: &str) -> Response {
+    send(
+        stack,
+        Request::get(path)
+            .header("x-rfma-test-trap", "1")
+            .header("x-rfma-token", ALPHA),
+    )
+}
+
+/// A 503 that Envoy made (no httpbin body) and that httpbin never saw.
+fn assert_refused(stack: &Stack, r: &Response, path_marker: &str) {
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.body.is_empty(), "{}", r.text());
+    assert!(
+        !stack
+            .httpbin
+            .served_paths()
+            .iter()
+            .any(|p| p.contains(path_marker)),
+        "{path_marker} reached httpbin: {:?}",
+        stack.httpbin.served_paths()
+    );
+}
+
+#[test]
+fn fail_closed_a_trap_kills_the_vm_and_nothing_is_forwarded() {
+    let stack = start_with(trap_wasm(), &base_config(), |spec, _| {
+        spec.failure = FailurePolicy::FailClosed;
+        Ok(())
+    });
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    assert_upstream(&get_with_token(&stack, "/anything/before", ALPHA));
+    assert_eq!(next_records(&mut log, 1)[0]["rfma"]["decision"], "allow");
+
+    assert_refused(&stack, &trap(&stack, "/anything/trapped"), "trapped");
+    // The VM is dead: valid tokens, bypassed paths and missing tokens all get 503.
+    assert_refused(
+        &stack,
+        &get_with_token(&stack, "/anything/after-valid", ALPHA),
+        "after-valid",
+    );
+    assert_refused(
+        &stack,
+        &send(&stack, Request::get("/status/200?after-bypass")),
+        "after-bypass",
+    );
+    assert_refused(
+        &stack,
+        &send(&stack, Request::get("/anything/after-missing")),
+        "after-missing",
+    );
+    // The trap is logged; the dead VM writes no records (the access log prints `-`).
+    let envoy_log = stack.envoy.process.log_text();
+    assert!(
+        envoy_log.contains("Uncaught RuntimeError: unreachable"),
+        "{envoy_log}"
+    );
+    assert_eq!(log.wait_lines(4, WAIT).unwrap(), ["-", "-", "-", "-"]);
+    assert_eq!(
+        stack.envoy.stat("wasm.rfma.vm_reload_success").unwrap(),
+        Some(0)
+    );
+}
+
+#[test]
+fn fail_reload_a_trap_refuses_that_request_then_a_fresh_vm_serves() {
+    let stack = start_with(trap_wasm(), &base_config(), |spec, _| {
+        spec.failure = FailurePolicy::FailReload { backoff_ms: 200 };
+        Ok(())
+    });
+    assert_refused(&stack, &trap(&stack, "/anything/trapped"), "trapped");
+    // After the back-off, the next request creates a new VM that gates as before.
+    eventually("a reloaded VM to serve", || {
+        (get_with_token(&stack, "/get", ALPHA).status == 200).then_some(())
+    });
+    assert!(
+        stack
+            .envoy
+            .stat("wasm.rfma.vm_reload_success")
+            .unwrap()
+            .is_some_and(|n| n >= 1)
+    );
+    assert_deny(&get_with_token(&stack, "/get", WRONG), 403, "invalid_token");
+    assert_deny(&send(&stack, Request::get("/get")), 401, "missing_token");
+    // Another trap: refused again, never forwarded.
+    assert_refused(
+        &stack,
+        &trap(&stack, "/anything/trapped-again"),
+        "trapped-again",
+    );
+}
+
+#[test]
+fn a_module_that_is_not_wasm_stops_envoy_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm but not really a module").unwrap();
+    let spec = BootstrapSpec::new(
+        1,
+        &broken,
+        &base_config().to_string(),
+        &dir.path().join("access.log"),
+    );
+    let mut envoy =
+        envoy::Envoy::spawn(&envoy_bin(), &spec, dir.path(), &Default::default()).unwrap();
+    let status = envoy
+        .process
+        .wait_exit(std::time::Duration::from_secs(60))
+        .expect("Envoy should exit");
+    assert_eq!(status.code(), Some(1), "{}", envoy.process.log_text());
+}
