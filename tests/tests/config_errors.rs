@@ -11,8 +11,8 @@ use serde_json::json;
 /// A token value that must never appear in a log line.
 const SECRET: &str = "s3cr3t-demo-value";
 
-fn check(config: &str, field: &str) {
-    let errors = rejected(config);
+fn check(config: impl AsRef<str>, field: &str) {
+    let errors = rejected(config.as_ref());
     assert_eq!(errors.len(), 1, "expected one error line, got {errors:?}");
     let line = &errors[0];
     assert_eq!(line.level, LogLevel::Error);
@@ -49,17 +49,17 @@ macro_rules! rejects {
         $(
             #[test]
             fn $name() {
-                check(&$config, $field);
+                check($config, $field);
             }
         )*
     };
 }
 
 rejects! {
-    empty_configuration: String::new() => "configuration";
-    blank_configuration: " \n\t".to_string() => "configuration";
-    not_json: r#"{"tokens": ["#.to_string() => "configuration";
-    not_an_object: "[1, 2]".to_string() => "configuration";
+    empty_configuration: "" => "configuration";
+    blank_configuration: " \n\t" => "configuration";
+    not_json: r#"{"tokens": ["# => "configuration";
+    not_an_object: "[1, 2]" => "configuration";
     unknown_top_level_field: with("tokenz", json!([])) => "tokenz";
     tokens_missing: json!({"header": "x-rfma-token"}).to_string() => "tokens";
     tokens_not_a_list: tokens(json!({"name": "a"})) => "tokens";
