@@ -765,15 +765,18 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
             .map(|m| m.name())
             .collect();
         for m in all {
-            if let Some(ns) = m.namespace() {
-                if !created.contains(&ns) && !PROVIDED_NAMESPACES.contains(&ns) {
-                    out.push(Finding::error(
-                        "namespace-exists",
-                        m,
-                        "metadata.namespace",
-                        format!("namespace `{ns}` is not created by any manifest (nor by Flux or Kubernetes)"),
-                    ));
-                }
+            if let Some(ns) = m.namespace()
+                && !created.contains(&ns)
+                && !PROVIDED_NAMESPACES.contains(&ns)
+            {
+                out.push(Finding::error(
+                    "namespace-exists",
+                    m,
+                    "metadata.namespace",
+                    format!(
+                        "namespace `{ns}` is not created by any manifest (nor by Flux or Kubernetes)"
+                    ),
+                ));
             }
         }
 
