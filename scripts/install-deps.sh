@@ -10,6 +10,9 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # binaryen: wasm-opt for the shipped module; openssl: test certificates;
 # wrk / nghttp2-client / hey: load generators; docker-registry: OCI push tests.
 apt_packages=(binaryen openssl wrk nghttp2-client hey docker-registry curl)
+# kubectl (with its built-in kustomize v5) renders the manifests for `istio-demo validate`; this
+# machine image ships it from the Google Cloud apt source (Debian's own kubernetes-client is too old).
+command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubectl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
