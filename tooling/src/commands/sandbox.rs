@@ -2,7 +2,7 @@
 //!
 //! Starts httpbin (gunicorn) and Envoy as supervised children, prints the demo tokens and
 //! ready-to-paste `curl` lines, then prints one short line per request from the filter's
-//! access records. Ctrl-C stops both and exits 0; a child that dies is named, with its exit
+//! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is named, with its exit
 //! status and last output, and the command exits 1.
 
 use crate::envoy::{self, LogFollower, Stack, StackConfig};
@@ -235,7 +235,8 @@ pub fn summarize(line: &str) -> String {
     .to_owned()
 }
 
-/// Runs the sandbox until Ctrl-C (exit 0) or a child dies (exit 1).
+/// Runs the sandbox until Ctrl-C, SIGTERM or SIGHUP (exit 0) or a child dies (exit 1); a
+/// bad flag or configuration exits 2 before anything starts.
 pub fn run(args: &SandboxArgs) -> ExitCode {
     match run_inner(args) {
         Ok(code) => code,

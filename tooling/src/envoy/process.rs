@@ -1,7 +1,9 @@
 //! Child processes that stop with their owner: each runs in its own process group (so a
 //! terminal's Ctrl-C reaches only us, and we stop the whole group, gunicorn's workers too),
 //! with stdout and stderr in a log file. Dropping a [`Managed`] sends SIGTERM to the group,
-//! waits a bounded time for it to exit, then SIGKILLs it.
+//! waits a bounded time for it to exit, then SIGKILLs it. If the owner dies without dropping
+//! it (SIGKILL), the kernel kills the child (`PR_SET_PDEATHSIG`); that signal follows the
+//! *thread* that spawned the child, so spawn from a thread that outlives the child.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -34,6 +36,19 @@ impl Managed {
             .stdout(out)
             .stderr(err)
             .process_group(0);
+        // If we die without running Drop (SIGKILL, abort), the kernel kills the child for us.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // system calls (prctl, getppid, _exit).
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
         let program = command.get_program().to_string_lossy().into_owned();
         let child = command
             .spawn()
