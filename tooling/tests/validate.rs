@@ -781,3 +781,38 @@ fn the_whole_repository_run_requires_namespaces_and_strict_mtls() {
         ],
     );
 }
+
+#[test]
+fn a_policy_that_misses_flaggers_primary_pods_is_caught() {
+    let c = Copy::of(&["istio", "demo", "flagger"]);
+    c.edit(
+        "istio/telemetry.yaml",
+        "istio-demo.dev/token-gate: enabled",
+        "app: httpbin",
+    );
+    c.edit(
+        "istio/authorization/base/allow-ingress-gateway.yaml",
+        "istio-demo.dev/token-gate: enabled",
+        "app: httpbin",
+    );
+    let (code, out) = c.validate(&["demo", "flagger", "istio"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[canary-selector]",
+            "Telemetry/demo/httpbin-rfma-access-log",
+            "spec.selector.matchLabels",
+            "primary (production) pods",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[canary-selector]",
+            "AuthorizationPolicy/demo/httpbin-allow-ingress-gateway",
+            "`httpbin-primary`",
+        ],
+    );
+    assert!(!out.contains("error[wasm-selector]"), "{out}");
+}

@@ -7,7 +7,8 @@
 //! `host-network`, `hostpath-readonly`, `secret-env`, `elastic-password-secret`, `inject-annotation`,
 //! `retry-on`, `peer-authentication-strict`, `canary-mesh-gateway`.
 //! Across every object of a run ([`lint_set`]): `wasm-selector` (the WasmPlugin covers Flagger's
-//! primary and canary pods), `canary-owns-replicas`, `canary-owns-routing`, `hpa-cpu-requests`,
+//! primary and canary pods), `canary-selector` (so does every other Istio policy that selects
+//! the canaried pods), `canary-owns-replicas`, `canary-owns-routing`, `hpa-cpu-requests`,
 //! `flux-dependency`, `flux-path`, and, when the run is the whole repository, `namespace-exists`
 //! and `required-object` (a STRICT PeerAuthentication for `demo`, a WasmPlugin for httpbin).
 //! Per object also: `chart-pinned` (a HelmRelease names an exact chart version).
@@ -699,26 +700,47 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
         // wasm-selector: the filter must gate the primary pods as well as the canary pods.
         let canary_labels = labels_of(deployment.object.pointer("/spec/template/metadata/labels"));
         let (primary_labels, rewritten) = flagger_primary_labels(deployment);
-        for plugin in plugins
-            .iter()
-            .filter(|p| p.namespace() == canary.namespace())
-        {
-            let Some(selector) = plugin.object.pointer("/spec/selector/matchLabels") else {
+        // Every Istio policy with a workload selector must treat primary and canary pods alike:
+        // a selector on the label Flagger rewrites covers only the canary pods.
+        for object in all.iter().filter(|o| o.namespace() == canary.namespace()) {
+            let (pointer, field) = match (object.group(), object.kind()) {
+                ("extensions.istio.io", "WasmPlugin" | "TrafficExtension")
+                | (
+                    "security.istio.io",
+                    "AuthorizationPolicy" | "PeerAuthentication" | "RequestAuthentication",
+                )
+                | ("telemetry.istio.io", "Telemetry") => {
+                    ("/spec/selector/matchLabels", "spec.selector.matchLabels")
+                }
+                ("networking.istio.io", "Sidecar" | "EnvoyFilter") => (
+                    "/spec/workloadSelector/labels",
+                    "spec.workloadSelector.labels",
+                ),
+                _ => continue,
+            };
+            let Some(selector) = object.object.pointer(pointer) else {
                 continue;
             };
             let selector = labels_of(Some(selector));
             if !selects(&selector, &canary_labels) {
                 continue; // selects some other workload
             }
-            gated |= selects(&selector, &primary_labels);
-            if !selects(&selector, &primary_labels) {
+            let is_plugin = object.group() == "extensions.istio.io";
+            let covers_primary = selects(&selector, &primary_labels);
+            gated |= is_plugin && covers_primary;
+            if !covers_primary {
                 let key = rewritten.clone().unwrap_or_default();
+                let consequence = if is_plugin {
+                    "so production traffic would be ungated"
+                } else {
+                    "so the primary (production) pods would not get this policy"
+                };
                 out.push(Finding::error(
-                    "wasm-selector",
-                    plugin,
-                    "spec.selector.matchLabels",
+                    if is_plugin { "wasm-selector" } else { "canary-selector" },
+                    object,
+                    field,
                     format!(
-                        "selects the canary pods of {} but not the primary ones: Flagger rewrites label `{key}` to `{}` on primary pods, so production traffic would be ungated; select on a label Flagger leaves alone",
+                        "selects the canary pods of {} but not the primary ones: Flagger rewrites label `{key}` to `{}` on primary pods, {consequence}; select on a label Flagger leaves alone",
                         deployment.id(),
                         primary_labels.get(&key).cloned().unwrap_or_default()
                     ),
