@@ -5,3 +5,4 @@ pub mod commands;
 pub mod envoy;
 pub mod manifests;
 pub mod oci;
+pub mod cluster;

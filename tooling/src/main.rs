@@ -20,6 +20,8 @@ enum Command {
     Token(istio_demo::commands::token::TokenArgs),
     /// Ship the filter module as an OCI image (Istio's compat layout) to a registry.
     Wasm(istio_demo::commands::wasm::WasmArgs),
+    /// Deploy the demo: preflight, CRDs, namespaces, Flux and its sources, then wait for everything.
+    Up(istio_demo::commands::up::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +31,6 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => istio_demo::commands::sandbox::run(&args),
         Command::Token(args) => istio_demo::commands::token::run(&args),
         Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
+        Command::Up(args) => istio_demo::commands::up::run(&args),
     }
 }

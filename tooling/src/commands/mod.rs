@@ -3,3 +3,4 @@ pub mod validate;
 pub mod sandbox;
 pub mod token;
 pub mod wasm;
+pub mod up;
