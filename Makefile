@@ -54,5 +54,7 @@ sandbox: wasm
 
 test: wasm wasm-trap lint-filter
 	cargo test --workspace --no-fail-fast
+	@# Cost per request in wasmtime fuel, for each path through the gate (tests/src/fuel.rs).
+	cargo run -q -p rfma-tests --bin fuel
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	cargo run -q -p istio-demo -- validate

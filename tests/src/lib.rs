@@ -10,6 +10,7 @@
 //! ```
 
 pub mod abi;
+pub mod fuel;
 pub mod headers;
 mod host;
 mod imports;

@@ -1,0 +1,142 @@
+//! Cost per request, counted in wasmtime fuel (roughly one unit per wasm
+//! instruction), for each path through the gate with the access record on.
+//! Counted, not timed: the same module and inputs give the same numbers.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{Host, Module, Status};
+
+/// The most fuel one allowed request may cost (all callbacks of the stream:
+/// create, request headers, response headers, log, done, delete), set just
+/// above the measured figure so a regression fails `fuel_budget.rs`.
+pub const ALLOWED_FUEL_BUDGET: u64 = 63_000;
+
+/// Demo tokens (not secrets) of the measured configuration.
+const PLAIN_TOKEN: &str = "fuel-demo-plain";
+const BOUND_TOKEN: &str = "fuel-demo-bound";
+const PEER: &str = "spiffe://cluster.local/ns/demo/sa/sleep";
+
+/// One measured path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuelRow {
+    pub path: &'static str,
+    pub fuel: u64,
+}
+
+fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The contract's example configuration, records to filter state.
+pub fn configuration() -> String {
+    json!({
+        "header": "x-rfma-token",
+        "tokens": [
+            {"name": "sleep", "sha256": hex_sha256(BOUND_TOKEN), "principals": [PEER]},
+            {"name": "legacy", "value": PLAIN_TOKEN}
+        ],
+        "bypass": [{"path_prefix": "/status/", "methods": ["GET", "HEAD"]}],
+        "strip_header": true,
+        "log": {"sink": "filter_state", "allowed": true, "denied": true}
+    })
+    .to_string()
+}
+
+type Scenario = fn(&mut Host) -> crate::Response;
+
+fn send(
+    host: &mut Host,
+    build: impl FnOnce(crate::RequestBuilder<'_>) -> crate::RequestBuilder<'_>,
+) -> crate::Response {
+    let mut plugin = host
+        .plugin()
+        .unwrap_or_else(|| panic!("the plugin is not configured"));
+    let request = plugin
+        .request()
+        .path("/get?show_env=1")
+        .header("user-agent", "curl/8.5.0")
+        .header("accept", "*/*")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+    build(request).send()
+}
+
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("allowed", |h| {
+        send(h, |r| r.header("x-rfma-token", PLAIN_TOKEN))
+    }),
+    ("allowed, principal-bound token", |h| {
+        send(h, |r| r.header("x-rfma-token", BOUND_TOKEN).peer(PEER))
+    }),
+    ("bypass", |h| send(h, |r| r.path("/status/200"))),
+    ("deny missing_token", |h| send(h, |r| r)),
+    ("deny invalid_token", |h| {
+        send(h, |r| r.header("x-rfma-token", "not-a-token"))
+    }),
+    ("deny duplicate_token", |h| {
+        send(h, |r| {
+            r.header("x-rfma-token", PLAIN_TOKEN)
+                .header("x-rfma-token", PLAIN_TOKEN)
+        })
+    }),
+    ("deny principal_mismatch", |h| {
+        send(h, |r| {
+            r.header("x-rfma-token", BOUND_TOKEN)
+                .peer("spiffe://cluster.local/ns/demo/sa/other")
+        })
+    }),
+    ("deny internal_error", |h| {
+        h.inject_fault("proxy_get_header_map_pairs", Status::InternalFailure);
+        send(h, |r| r.header("x-rfma-token", PLAIN_TOKEN))
+    }),
+];
+
+/// Fuel of `proxy_on_configure` (with VM start) and of one request on each
+/// path, measured on a fresh VM after two warm-up requests of the same path.
+pub fn measure(module: &Module) -> Vec<FuelRow> {
+    let mut rows = Vec::with_capacity(SCENARIOS.len() + 1);
+    let mut host = Host::load(module).unwrap_or_else(|e| panic!("{e}"));
+    let before = host.fuel_used();
+    if let Err(e) = host.configure(configuration()) {
+        panic!("the fuel configuration was refused: {e}");
+    }
+    rows.push(FuelRow {
+        path: "configure (once per VM)",
+        fuel: host.fuel_used() - before,
+    });
+    for (path, scenario) in SCENARIOS {
+        let mut host = Host::load(module).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(e) = host.configure(configuration()) {
+            panic!("the fuel configuration was refused: {e}");
+        }
+        let mut last = None;
+        for _ in 0..3 {
+            let r = scenario(&mut host);
+            assert!(r.vm_failure().is_none(), "{path}: {:?}", r.vm_failure());
+            assert!(r.record().is_some(), "{path}: no access record");
+            last = Some(r.fuel());
+        }
+        rows.push(FuelRow {
+            path,
+            fuel: last.unwrap_or_default(),
+        });
+    }
+    rows
+}
+
+/// The table `cargo run -p rfma-tests --bin fuel` prints.
+pub fn table(rows: &[FuelRow]) -> String {
+    let width = rows.iter().map(|r| r.path.len()).max().unwrap_or(4).max(4);
+    let mut out = format!("{:<width$}  {:>9}\n", "path", "fuel");
+    out.push_str(&format!("{}  {}\n", "-".repeat(width), "-".repeat(9)));
+    for row in rows {
+        out.push_str(&format!("{:<width$}  {:>9}\n", row.path, row.fuel));
+    }
+    out
+}
