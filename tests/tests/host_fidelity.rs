@@ -63,6 +63,7 @@ fn probe_module() -> Module {
     ]));
     let mut out = |name: &str| d.add(format!("out.{name}").as_bytes());
     let o_first = out("first");
+    let o_first_raw = out("first_raw");
     let o_pairs = out("pairs");
     let o_src_addr = out("source_address");
     let o_src_port = out("source_port");
@@ -109,6 +110,7 @@ fn probe_module() -> Module {
     (i32.ne (i32.load8_u (i32.load (i32.const 16))) (i32.const 120)))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (if (i32.eqz (call $hv (i32.const 0) {x_dup})) (then (call $save {o_first})))
+    (drop (call $set_prop {o_first_raw} (i32.const 16) (i32.const 8)))
     (drop (call $hv (i32.const 0) {x_missing}))
     (drop (call $get_pairs (i32.const 0) (i32.const 16) (i32.const 20)))
     (call $save {o_pairs})
@@ -205,6 +207,16 @@ fn single_value_lookup_returns_the_first_of_duplicates() {
         .header("X-DUP", "second")
         .send();
     assert_eq!(r.filter_state("wasm.out.first"), Some(&b"first"[..]));
+}
+
+#[test]
+fn an_empty_value_comes_back_as_a_null_pointer_and_size_zero() {
+    let mut host = configured();
+    let r = host.plugin().unwrap().request().header("x-dup", "").send();
+    assert_eq!(statuses(&r, "proxy_get_header_map_value")[0], OK);
+    // proxy-wasm-cpp-host's copyToPointerSize allocates nothing for an empty value.
+    assert_eq!(r.filter_state("wasm.out.first_raw"), Some(&[0u8; 8][..]));
+    assert_eq!(r.filter_state("wasm.out.first"), Some(&b""[..]));
 }
 
 #[test]
