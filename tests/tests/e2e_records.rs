@@ -242,7 +242,7 @@ fn tokens_and_digests_appear_in_no_envoy_output() {
     let out = all_envoy_output(&stack);
     // The plain-text warning is there, without the value.
     assert!(
-        out.contains("plain"),
+        out.contains("plain text is discouraged"),
         "the filter should warn about plain-text tokens: {out}"
     );
     for secret in [
