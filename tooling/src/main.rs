@@ -12,7 +12,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the GitOps manifests offline (kustomize build, strict schemas, lints).
+    // Help text: `ValidateArgs` (commands/validate.rs).
     Validate(istio_demo::commands::validate::ValidateArgs),
     /// Run the filter in a local Envoy in front of httpbin and show each request's decision.
     Sandbox(istio_demo::commands::sandbox::SandboxArgs),

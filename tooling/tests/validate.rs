@@ -816,3 +816,29 @@ fn a_policy_that_misses_flaggers_primary_pods_is_caught() {
     );
     assert!(!out.contains("error[wasm-selector]"), "{out}");
 }
+
+#[test]
+fn help_explains_paths_schemas_and_exit_status() {
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .args(["validate", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "[PATHS]",
+        "--schemas <DIR>",
+        "ISTIO_DEMO_SCHEMAS",
+        "shared/schemas",
+        "Exit status",
+        "field path",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .args(["validate", "--schemaz", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--schemaz"));
+}

@@ -16,7 +16,9 @@ strictly against the pinned Kubernetes and CRD schemas (unknown fields, wrong ty
 are errors), and checks the project's rules (pinned images, requests and limits, no clear-text token in the \
 WasmPlugin, no duplicate objects, security contexts, the WasmPlugin covering Flagger's primary and canary pods...). \
 A PATH may also be a YAML file. Without PATH, the repository's manifest directories are checked, including the \
-rules that need the whole repository. Exits 1 when anything is wrong."
+rules that need the whole repository (every namespace created, STRICT mTLS in demo, the filter deployed). \
+Each error names the file, the object (Kind/namespace/name) and the field path. Exit status: 0 when there is no \
+error (warnings, e.g. placeholder digests, are printed only), 1 when there is one, 2 when the schemas cannot be loaded."
 )]
 pub struct ValidateArgs {
     /// Kustomization directories (searched recursively) or YAML files. Default: the repository's
