@@ -842,3 +842,66 @@ fn help_explains_paths_schemas_and_exit_status() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--schemaz"));
 }
+
+#[test]
+fn render_returns_applyable_objects_with_their_source_files() {
+    let objects = istio_demo::manifests::render(&repo().join("elk")).unwrap();
+    let by_id = |id: &str| {
+        objects
+            .iter()
+            .find(|m| m.id() == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    let job = by_id("Job/logging/elastic-bootstrap");
+    assert!(
+        job.source.ends_with("elk/bootstrap.yaml"),
+        "{}",
+        job.source.display()
+    );
+    assert!(job.source.is_absolute());
+    let generated = objects
+        .iter()
+        .find(|m| m.kind() == "ConfigMap" && m.name().starts_with("filebeat-config-"))
+        .unwrap();
+    assert!(
+        generated.source.ends_with("elk/kustomization.yaml"),
+        "{}",
+        generated.source.display()
+    );
+    for m in &objects {
+        assert!(
+            m.annotation("config.kubernetes.io/origin").is_none(),
+            "{} keeps kustomize's origin annotation",
+            m.id()
+        );
+        // An annotations map emptied by removing the origin is removed too.
+        if let Some(a) = m.object.pointer("/metadata/annotations") {
+            assert!(
+                !a.as_object().unwrap().is_empty(),
+                "{} has an empty annotations map",
+                m.id()
+            );
+        }
+    }
+    // The Job's own annotation survives; the namespace transformer ran.
+    assert_eq!(
+        job.annotation("kustomize.toolkit.fluxcd.io/force"),
+        Some("enabled")
+    );
+    assert!(
+        objects
+            .iter()
+            .filter(|m| m.kind() != "ClusterRole"
+                && m.kind() != "ClusterRoleBinding"
+                && m.kind() != "Namespace")
+            .all(|m| m.namespace() == Some("logging"))
+    );
+    // A directory without a kustomization is an error naming it.
+    let err = istio_demo::manifests::render(&repo().join("elk/files"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("elk/files") && err.contains("kustomization"),
+        "{err}"
+    );
+}
