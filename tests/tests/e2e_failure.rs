@@ -10,6 +10,7 @@
 
 mod e2e_support;
 use e2e_support::*;
+use serde_json::json;
 
 fn trap(stack: &Stack, path: &str) -> Response {
     send(
@@ -76,6 +77,36 @@ fn fail_closed_a_trap_kills_the_vm_and_nothing_is_forwarded() {
 }
 
 #[test]
+fn fail_closed_a_dead_vm_serves_again_after_a_listener_update() {
+    let port = envoy::free_port().unwrap();
+    let mut saved = None;
+    let stack = start_with(trap_wasm(), &base_config(), |spec, dir| {
+        let file = dir.join("lds").join("listeners.json");
+        std::fs::create_dir(dir.join("lds")).map_err(|e| e.to_string())?;
+        spec.listener_port = port;
+        spec.listener_source = ListenerSource::Dynamic { file: file.clone() };
+        bootstrap::write_lds_file(&file, &[bootstrap::plain_listener(spec)])
+            .map_err(|e| e.to_string())?;
+        saved = Some((spec.clone(), file));
+        Ok(())
+    });
+    let (mut spec, file) = saved.unwrap();
+    assert_refused(&stack, &trap(&stack, "/anything/trapped"), "trapped");
+    assert_refused(
+        &stack,
+        &get_with_token(&stack, "/anything/dead", ALPHA),
+        "dead",
+    );
+    // What a control plane does on a config push: a new listener with a new filter config.
+    spec.plugin_config = json!({ "tokens": [{ "name": "alpha", "value": ALPHA }] }).to_string();
+    bootstrap::write_lds_file(&file, &[bootstrap::plain_listener(&spec)]).unwrap();
+    eventually("a new VM after the listener update", || {
+        (get_with_token(&stack, "/get", ALPHA).status == 200).then_some(())
+    });
+    assert_deny(&get_with_token(&stack, "/get", WRONG), 403, "invalid_token");
+}
+
+#[test]
 fn fail_reload_a_trap_refuses_that_request_then_a_fresh_vm_serves() {
     let stack = start_with(trap_wasm(), &base_config(), |spec, _| {
         spec.failure = FailurePolicy::FailReload { backoff_ms: 200 };
@@ -121,4 +152,44 @@ fn a_module_that_is_not_wasm_stops_envoy_from_starting() {
         .wait_exit(std::time::Duration::from_secs(60))
         .expect("Envoy should exit");
     assert_eq!(status.code(), Some(1), "{}", envoy.process.log_text());
+}
+
+/// The manifests choose the policy the tests above prove: every `failStrategy` in `istio/` is
+/// `FAIL_CLOSE`, which Istio renders as `fail_open: false` ([`FailurePolicy::FailClosed`]).
+#[test]
+fn the_manifests_fail_closed() {
+    fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                yaml_files(&p, out);
+            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    yaml_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../istio"),
+        &mut files,
+    );
+    let strategies: Vec<(String, String)> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| {
+                    l.trim()
+                        .strip_prefix("failStrategy:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .map(|v| (f.display().to_string(), v))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!strategies.is_empty(), "no failStrategy in istio/");
+    for (file, strategy) in &strategies {
+        assert_eq!(strategy, "FAIL_CLOSE", "{file}");
+    }
 }
