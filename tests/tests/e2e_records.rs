@@ -220,6 +220,41 @@ fn one_bare_record_per_request_with_every_field_and_type() {
 }
 
 #[test]
+fn a_client_that_goes_away_gets_a_record_without_a_status() {
+    use std::io::Write;
+    let stack = start(&base_config());
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    let addr = stack.plain().unwrap();
+    // httpbin holds the answer for two seconds; the client leaves before it comes.
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(
+        &Request::get("/delay/2")
+            .header("x-rfma-token", ALPHA)
+            .to_bytes(addr),
+    )
+    .unwrap();
+    eventually("httpbin to be asked", || {
+        stack
+            .envoy
+            .stat("cluster.httpbin.upstream_rq_total")
+            .unwrap()
+            .filter(|n| *n >= 1)
+    });
+    drop(conn);
+    let rec = &next_records(&mut log, 1)[0];
+    no_nulls(rec, "record");
+    assert_eq!(
+        rec["rfma"],
+        json!({ "decision": "allow", "token": { "name": "alpha" } })
+    );
+    assert_eq!(rec["url"]["path"], "/delay/2");
+    assert!(
+        rec["http"].get("response").is_none(),
+        "no response was sent: {rec}"
+    );
+}
+
+#[test]
 fn tokens_and_digests_appear_in_no_envoy_output() {
     let mut config = base_config();
     config["log"] = json!({ "sink": "both" });
