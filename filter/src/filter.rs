@@ -5,6 +5,7 @@
 
 use crate::config::{self, Policy};
 use crate::gate::{self, Decision, Reason, Request};
+use crate::headers::RequestHeaders;
 use crate::host::{self, HeaderMap, LogLevel};
 use crate::record::AccessRecord;
 use crate::response::{self, COUNTERS};
@@ -123,26 +124,22 @@ impl HttpContext for GateStream {
         let started_ns = host::now_ns().ok();
         let Some(policy) = self.policy.clone() else {
             // No valid configuration: fail closed.
-            self.finish(
+            return self.settle(
                 started_ns,
                 Decision::Deny(Reason::InternalError),
                 None,
                 None,
-                None,
             );
-            return Action::Pause;
         };
         let headers = match HeaderMap::request() {
             Ok(headers) if headers.complete() => headers,
             _ => {
-                self.finish(
+                return self.settle(
                     started_ns,
                     Decision::Deny(Reason::InternalError),
                     None,
-                    None,
                     Some(&policy),
                 );
-                return Action::Pause;
             }
         };
         #[cfg(feature = "test-trap")]
@@ -150,17 +147,13 @@ impl HttpContext for GateStream {
             core::arch::wasm32::unreachable();
         }
 
-        let header = policy.header.as_bytes();
+        let view = RequestHeaders::read(headers.iter(), policy.header.as_bytes());
         let request = Request {
-            method: headers.get(b":method").unwrap_or_default(),
-            path: headers.get(b":path").unwrap_or_default(),
+            method: view.method,
+            path: view.path,
         };
-        let tokens = headers
-            .iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(header))
-            .map(|(_, value)| value);
         let mut principal: Option<Option<Vec<u8>>> = None;
-        let mut decision = gate::decide(&policy, request, tokens, || {
+        let mut decision = gate::decide(&policy, request, view.token_values(), || {
             let peer = host::property(host::PEER_URI_SAN)?;
             let text = peer
                 .as_deref()
@@ -169,31 +162,20 @@ impl HttpContext for GateStream {
             principal = Some(peer);
             Ok::<_, host::HostError>(text)
         });
-
-        let has_token = headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case(header));
         if decision.is_allowed()
             && policy.strip_header
-            && has_token
+            && view.has_token()
             && host::remove_request_header(&policy.header).is_err()
         {
             // Forwarding a token we were told to strip would leak it upstream.
             decision = Decision::Deny(Reason::InternalError);
         }
-        let pause = !decision.is_allowed();
-        self.finish(
-            started_ns,
-            decision,
-            Some(headers),
-            principal,
-            Some(&policy),
-        );
-        if pause {
-            Action::Pause
-        } else {
-            Action::Continue
+        let action = self.settle(started_ns, decision, view.request_id, Some(&policy));
+        if let Some(seen) = self.seen.as_mut().filter(|seen| seen.recorded) {
+            seen.headers = headers;
+            seen.principal = principal;
         }
+        action
     }
 
     fn on_log(&mut self) {
@@ -203,8 +185,8 @@ impl HttpContext for GateStream {
         if !seen.recorded {
             return;
         }
-        let headers = &seen.headers;
-        let (path, query) = gate::split_path(headers.get(b":path").unwrap_or_default());
+        let view = RequestHeaders::read(seen.headers.iter(), policy.header.as_bytes());
+        let (path, query) = gate::split_path(view.path);
         let now = host::now_ns().ok();
         let status = host::property_u64(host::RESPONSE_CODE).ok().flatten();
         let protocol = host::property(host::REQUEST_PROTOCOL).ok().flatten();
@@ -221,7 +203,7 @@ impl HttpContext for GateStream {
             timestamp_ns: seen.started_ns.or(now).unwrap_or_default(),
             decision: seen.decision,
             token_name,
-            method: headers.get(b":method").unwrap_or_default(),
+            method: view.method,
             path,
             query,
             status,
@@ -229,13 +211,13 @@ impl HttpContext for GateStream {
                 .started_ns
                 .zip(now)
                 .and_then(|(start, end)| end.checked_sub(start)),
-            request_id: headers.get(b"x-request-id"),
+            request_id: view.request_id,
             protocol: protocol.as_deref(),
-            authority: headers.get(b":authority"),
+            authority: view.authority,
             source_address: source.as_deref(),
-            user_agent: headers.get(b"user-agent"),
-            traceparent: headers.get(b"traceparent"),
-            b3_trace_id: headers.get(b"x-b3-traceid"),
+            user_agent: view.user_agent,
+            traceparent: view.traceparent,
+            b3_trace_id: view.b3_trace_id,
             principal: principal.as_deref().filter(|p| !p.is_empty()),
         };
         let mut line = String::new();
@@ -250,15 +232,15 @@ impl HttpContext for GateStream {
 }
 
 impl GateStream {
-    /// Counts the decision, sends the deny reply if there is one, and keeps what `on_log` needs.
-    fn finish(
+    /// Counts the decision, sends the deny reply if there is one, and notes what `on_log`
+    /// needs (the caller adds the headers when the request gets a record).
+    fn settle(
         &mut self,
         started_ns: Option<u64>,
         decision: Decision,
-        headers: Option<HeaderMap>,
-        principal: Option<Option<Vec<u8>>>,
+        request_id: Option<&[u8]>,
         policy: Option<&Policy>,
-    ) {
+    ) -> Action {
         if let Some(id) = self
             .counters
             .as_deref()
@@ -266,33 +248,25 @@ impl GateStream {
         {
             let _ = host::increment_counter(*id);
         }
-        if let Decision::Deny(reason) = decision {
-            let request_id = headers.as_ref().and_then(|h| h.get(b"x-request-id"));
-            let body = response::deny_body(reason, request_id);
-            let details = format!("rfma_{}", reason.code());
-            if host::send_local_response(
-                reason.status(),
-                &details,
-                &[("content-type", "application/json")],
-                body.as_bytes(),
-            )
-            .is_err()
-            {
-                let _ = host::log(LogLevel::Error, "rfma: the proxy refused the deny reply");
-            }
-        }
         let recorded = policy.is_some_and(|p| p.records(decision.is_allowed()));
-        let headers = if recorded {
-            headers.unwrap_or_default()
-        } else {
-            HeaderMap::default()
-        };
         self.seen = Some(Seen {
             started_ns,
             decision,
             recorded,
-            headers,
-            principal,
+            headers: HeaderMap::default(),
+            principal: None,
         });
+        let Decision::Deny(reason) = decision else {
+            return Action::Continue;
+        };
+        let body = response::deny_body(reason, request_id);
+        let details = format!("rfma_{}", reason.code());
+        let content_type = [("content-type", "application/json")];
+        if host::send_local_response(reason.status(), &details, &content_type, body.as_bytes())
+            .is_err()
+        {
+            let _ = host::log(LogLevel::Error, "rfma: the proxy refused the deny reply");
+        }
+        Action::Pause
     }
 }

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod digest;
 pub mod gate;
+pub mod headers;
 pub mod host;
 pub mod json;
 pub mod record;

@@ -222,30 +222,75 @@ fn push_u64(out: &mut String, mut value: u64) {
 pub fn push_string(out: &mut String, bytes: &[u8]) {
     out.push('"');
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                // U+2028/2029 are valid JSON but break line-oriented JavaScript readers.
-                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                    let code = u32::from(c);
-                    out.push_str("\\u");
-                    for shift in [12u32, 8, 4, 0] {
-                        let nibble = (code >> shift) & 0xf;
-                        out.push(char::from_digit(nibble, 16).unwrap_or('0'));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
+        push_escaped(out, chunk.valid());
         if !chunk.invalid().is_empty() {
             out.push('\u{FFFD}');
         }
     }
     out.push('"');
+}
+
+/// Escapes valid UTF-8, copying runs that need no escaping in one go: header values are
+/// almost always plain ASCII, and this runs for every field of every record.
+fn push_escaped(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let mut run_start = 0usize;
+    let mut i = 0usize;
+    while let Some(&byte) = bytes.get(i) {
+        // (escape, length in bytes of the character it replaces)
+        let (escape, len): (Escape, usize) = match byte {
+            b'"' => (Escape::Text("\\\""), 1),
+            b'\\' => (Escape::Text("\\\\"), 1),
+            b'\n' => (Escape::Text("\\n"), 1),
+            b'\r' => (Escape::Text("\\r"), 1),
+            b'\t' => (Escape::Text("\\t"), 1),
+            0x00..=0x1f | 0x7f => (Escape::Unicode(u32::from(byte)), 1),
+            // C1 controls, U+0080..U+009F, encoded as C2 80..C2 9F.
+            0xc2 if matches!(bytes.get(i.saturating_add(1)), Some(0x80..=0x9f)) => (
+                Escape::Unicode(bytes.get(i.saturating_add(1)).map_or(0, |&b| u32::from(b))),
+                2,
+            ),
+            // U+2028/U+2029 are valid JSON but end lines for JavaScript readers: E2 80 A8/A9.
+            0xe2 if bytes.get(i.saturating_add(1)) == Some(&0x80)
+                && matches!(bytes.get(i.saturating_add(2)), Some(0xa8 | 0xa9)) =>
+            {
+                (
+                    Escape::Unicode(
+                        0x2000
+                            | bytes
+                                .get(i.saturating_add(2))
+                                .map_or(0, |&b| u32::from(b) & 0x7f),
+                    ),
+                    3,
+                )
+            }
+            _ => {
+                i = i.saturating_add(1);
+                continue;
+            }
+        };
+        // `run_start` and `i` sit on character boundaries: escapes start at ASCII or lead bytes.
+        out.push_str(text.get(run_start..i).unwrap_or_default());
+        match escape {
+            Escape::Text(t) => out.push_str(t),
+            Escape::Unicode(code) => push_unicode_escape(out, code),
+        }
+        i = i.saturating_add(len);
+        run_start = i;
+    }
+    out.push_str(text.get(run_start..).unwrap_or_default());
+}
+
+enum Escape {
+    Text(&'static str),
+    Unicode(u32),
+}
+
+fn push_unicode_escape(out: &mut String, code: u32) {
+    out.push_str("\\u");
+    for shift in [12u32, 8, 4, 0] {
+        out.push(char::from_digit((code >> shift) & 0xf, 16).unwrap_or('0'));
+    }
 }
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T20:54:26.123Z`.
@@ -289,10 +334,12 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
         .saturating_add(day_of_era / 36_524)
         .saturating_sub(day_of_era / 146_096)
         / 365;
+    // doe - (365 * yoe + yoe / 4 - yoe / 100), in an order that never goes below zero
+    // (subtracting yoe / 4 before adding yoe / 100 clamped to 0 on 2100-03-01 and gave the 2nd).
     let day_of_year = day_of_era
         .saturating_sub(365u64.saturating_mul(year_of_era))
-        .saturating_sub(year_of_era / 4)
-        .saturating_add(year_of_era / 100);
+        .saturating_add(year_of_era / 100)
+        .saturating_sub(year_of_era / 4);
     let shifted_month = (day_of_year.saturating_mul(5).saturating_add(2)) / 153; // 0 = March
     let day = day_of_year
         .saturating_sub((shifted_month.saturating_mul(153).saturating_add(2)) / 5)
@@ -557,6 +604,11 @@ mod tests {
         assert_eq!(ts(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(ts(1_709_251_199_999_000_000), "2024-02-29T23:59:59.999Z");
         assert_eq!(ts(4_102_444_800_007_000_000), "2100-01-01T00:00:00.007Z");
+        // 2100 is not a leap year: found by the `record` fuzz target's seed corpus.
+        assert_eq!(ts(4_107_542_399_999_000_000), "2100-02-28T23:59:59.999Z");
+        assert_eq!(ts(4_107_542_400_000_000_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(ts(7_263_216_000_000_000_000), "2200-03-01T00:00:00.000Z");
+        assert_eq!(ts(u64::MAX), "2554-07-21T23:34:33.709Z");
     }
 
     #[test]
