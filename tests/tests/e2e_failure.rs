@@ -5,7 +5,8 @@
 //! request gets a 503 and the worker's VM stays dead, so every later request on that worker
 //! gets a 503 too, until the filter is reloaded (a new listener config). Nothing reaches httpbin.
 //! `failure_policy: FAIL_RELOAD`: the trapping request gets a 503; after the reload back-off a
-//! fresh VM serves again (`wasm.rfma.vm_reload_success`). Envoy runs one worker, so "that
+//! fresh VM serves again (`wasm.rfma.vm_reload_success`). `fail_open: true` (never used here)
+//! would forward the trapping request and every later one unchecked. Envoy runs one worker, so "that
 //! worker" is every request.
 
 mod e2e_support;
@@ -131,6 +132,37 @@ fn fail_reload_a_trap_refuses_that_request_then_a_fresh_vm_serves() {
         &stack,
         &trap(&stack, "/anything/trapped-again"),
         "trapped-again",
+    );
+}
+
+#[test]
+fn fail_open_would_let_requests_through_unchecked_after_a_trap() {
+    let stack = start_with(trap_wasm(), &base_config(), |spec, _| {
+        spec.failure = FailurePolicy::FailOpen;
+        Ok(())
+    });
+    // The trapping request itself goes upstream, token unstripped: no filter finished.
+    let trapped = assert_upstream(&trap(&stack, "/anything/trapped"));
+    assert_eq!(
+        echoed_header(&trapped, "x-rfma-token"),
+        Some(ALPHA),
+        "{trapped}"
+    );
+    // Everything after the trap reaches httpbin with no token check at all: the reason the
+    // manifests never use FAIL_OPEN for this gate.
+    let unchecked = send(&stack, Request::get("/anything/no-token-at-all"));
+    assert_eq!(unchecked.status, 200, "{}", unchecked.text());
+    assert!(
+        stack
+            .httpbin
+            .served_paths()
+            .iter()
+            .any(|p| p == "/anything/no-token-at-all")
+    );
+    let envoy_log = stack.envoy.process.log_text();
+    assert!(
+        envoy_log.contains("Uncaught RuntimeError: unreachable"),
+        "{envoy_log}"
     );
 }
 

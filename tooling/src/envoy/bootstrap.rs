@@ -31,6 +31,9 @@ pub enum FailurePolicy {
     /// `fail_open: false`: every request through a dead VM gets a 503, until Envoy reloads the
     /// filter (a new listener config). Istio's `failStrategy: FAIL_CLOSE`.
     FailClosed,
+    /// `fail_open: true`: a failed VM lets every request through unfiltered. Never for a
+    /// security gate; here so the tests can show what it would do.
+    FailOpen,
     /// `failure_policy: FAIL_RELOAD`: the request that trapped gets a 503; a later request
     /// after the back-off (in milliseconds) creates a fresh VM.
     FailReload { backoff_ms: u32 },
@@ -117,6 +120,9 @@ pub fn wasm_filter(wasm: &Path, plugin_config: &str, failure: FailurePolicy) -> 
     match failure {
         FailurePolicy::FailClosed => {
             config["fail_open"] = json!(false);
+        }
+        FailurePolicy::FailOpen => {
+            config["fail_open"] = json!(true);
         }
         FailurePolicy::FailReload { backoff_ms } => {
             let interval = format!("{}.{:03}s", backoff_ms / 1000, backoff_ms % 1000);
