@@ -105,3 +105,85 @@ fn dynamic_listener_keeps_the_last_valid_configuration_and_takes_a_new_one() {
     );
     assert_eq!(stat("listener_manager.lds.update_rejected"), 1);
 }
+
+/// Log lines containing `needle`, by Envoy thread id, split into (main thread, others).
+fn count_by_thread(log: &str, needle: &str) -> (usize, usize) {
+    let tid = |l: &str| {
+        l.split('[')
+            .nth(2)
+            .and_then(|t| t.split(']').next())
+            .map(str::to_owned)
+    };
+    let main = log
+        .lines()
+        .find(|l| l.contains("starting main dispatch loop"))
+        .and_then(tid)
+        .expect("Envoy logs its main thread starting");
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .fold((0, 0), |(m, o), l| {
+            if tid(l).as_deref() == Some(main.as_str()) {
+                (m + 1, o)
+            } else {
+                (m, o + 1)
+            }
+        })
+}
+
+/// A push reuses the worker's VM: counters carry over, and the once-per-VM plain-text warning
+/// is not repeated by the worker (the main thread logs it again from the throw-away VM Envoy
+/// configures the new plugin in first).
+#[test]
+fn a_push_reuses_the_workers_vm_and_keeps_counting() {
+    let port = envoy::free_port().unwrap();
+    let mut saved = None;
+    let stack = start_with(wasm(), &base_config(), |spec, dir| {
+        let file = dir.join("lds").join("listeners.json");
+        std::fs::create_dir(dir.join("lds")).map_err(|e| e.to_string())?;
+        spec.listener_port = port;
+        spec.listener_source = ListenerSource::Dynamic { file: file.clone() };
+        bootstrap::write_lds_file(&file, &[bootstrap::plain_listener(spec)])
+            .map_err(|e| e.to_string())?;
+        saved = Some((spec.clone(), file));
+        Ok(())
+    });
+    let (mut spec, file) = saved.unwrap();
+    const WARNING: &str = "plain text is discouraged";
+    assert_upstream(&get_with_token(&stack, "/get", ALPHA));
+    assert_upstream(&get_with_token(&stack, "/get", BRAVO));
+    let (main_before, worker_before) = count_by_thread(&stack.envoy.process.log_text(), WARNING);
+    assert_eq!(worker_before, 1, "the worker's VM warns once");
+
+    // The same tokens under new names: a new plugin configuration, still with a plain value.
+    let mut c = base_config();
+    c["tokens"][0]["name"] = json!("alpha-renamed");
+    spec.plugin_config = c.to_string();
+    bootstrap::write_lds_file(&file, &[bootstrap::plain_listener(&spec)]).unwrap();
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    let mut sent = 2;
+    let record = eventually("the new configuration to serve", || {
+        assert_upstream(&get_with_token(&stack, "/get", ALPHA));
+        sent += 1;
+        let recs = envoy::parse_records(&log.wait_lines(1, WAIT).unwrap()).unwrap();
+        recs.into_iter()
+            .find(|r| r["rfma"]["token"]["name"] == "alpha-renamed")
+    });
+    assert_eq!(record["rfma"]["decision"], "allow");
+    let (main_after, worker_after) = count_by_thread(&stack.envoy.process.log_text(), WARNING);
+    assert_eq!(
+        worker_after, 1,
+        "the worker's VM was reused, so it does not warn again"
+    );
+    assert!(
+        main_after > main_before,
+        "the new plugin was first configured on the main thread"
+    );
+    // Every allowed request counted, before and after the push (each one's record was read,
+    // so its stream is complete).
+    let prom = stack.envoy.prometheus().unwrap();
+    assert_eq!(
+        prometheus_value(&prom, "rfma_allowed_total"),
+        Some(sent),
+        "{prom}"
+    );
+}
