@@ -16,12 +16,13 @@ enum Command {
     Validate(istio_demo::commands::validate::ValidateArgs),
     /// Run the filter in a local Envoy in front of httpbin and show each request's decision.
     Sandbox(istio_demo::commands::sandbox::SandboxArgs),
-    /// Make tokens for the filter's allowlist and their SHA-256 digests.
+    // The cluster, token and wasm commands take their help from their Args structs.
     Token(istio_demo::commands::token::TokenArgs),
-    /// Ship the filter module as an OCI image (Istio's compat layout) to a registry.
     Wasm(istio_demo::commands::wasm::WasmArgs),
-    /// Deploy the demo: preflight, CRDs, namespaces, Flux and its sources, then wait for everything.
     Up(istio_demo::commands::up::UpArgs),
+    Status(istio_demo::commands::status::StatusArgs),
+    Verify(istio_demo::commands::verify::VerifyArgs),
+    Down(istio_demo::commands::down::DownArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +33,8 @@ fn main() -> ExitCode {
         Command::Token(args) => istio_demo::commands::token::run(&args),
         Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
         Command::Up(args) => istio_demo::commands::up::run(&args),
+        Command::Status(args) => istio_demo::commands::status::run(&args),
+        Command::Verify(args) => istio_demo::commands::verify::run(&args),
+        Command::Down(args) => istio_demo::commands::down::run(&args),
     }
 }

@@ -216,6 +216,14 @@ async fn dry_run_prints_the_full_plan_in_stage_order_and_writes_nothing() {
         "{:?}",
         patches[2].body
     );
+    assert_eq!(
+        patches[2].body["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/prune"], "disabled",
+        "a pre-existing namespace is protected from Flux's garbage collection"
+    );
+    assert_eq!(
+        patches[2].body["metadata"]["labels"]["istio-injection"], "enabled",
+        "the manifest's labels are applied"
+    );
 
     let expected_in_order = [
         "preflight: API server v1.34.2 reachable",

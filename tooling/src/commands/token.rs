@@ -34,7 +34,7 @@ token's SHA-256 digest, which is safe to commit."
     /// Read a token on standard input and print its SHA-256 digest (64 lowercase hex digits).
     #[command(
         long_about = "Reads a token on standard input (surrounding whitespace, such as the newline of `echo`, is \
-trimmed, as the filter trims the header value) and prints the lowercase hex SHA-256 digest that goes in \
+trimmed, as the filter trims the header value) and prints the SHA-256 digest (64 lowercase hex digits) that goes in \
 `tokens[].sha256`. Fails on an empty token or one spanning several lines."
     )]
     Hash,

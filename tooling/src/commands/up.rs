@@ -507,7 +507,7 @@ pub async fn preflight(cluster: &Cluster, out: &mut impl Write) -> Result<Prefli
         None => writeln!(
             out,
             "preflight: load balancer: none seen (no LoadBalancer Service has an address); on kind use \
-             `kubectl -n istio-ingress port-forward svc/istio-ingress 8080:80`"
+             `kubectl -n istio-ingress port-forward svc/istio-ingressgateway 8080:80`"
         )?,
     }
     Ok(p)
@@ -530,7 +530,11 @@ async fn apply_namespace(cluster: &Cluster, ns: &Value, out: &mut impl Write) ->
             != Some(MANAGED_BY_VALUE)
     });
     let mut obj = ns.clone();
-    if !users {
+    if users {
+        // Flux must never garbage-collect a namespace the user had before.
+        obj["metadata"]["annotations"][crate::commands::down::FLUX_PRUNE_ANNOTATION] =
+            json!("disabled");
+    } else {
         obj["metadata"]["labels"][MANAGED_BY_LABEL] = json!(MANAGED_BY_VALUE);
     }
     let outcome = cluster.apply(&obj).await?;

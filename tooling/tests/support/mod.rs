@@ -46,8 +46,8 @@ fn decode(s: &str) -> String {
 }
 
 impl Exchange {
-    /// The query parameters, decoded, sorted by name (order on the wire is the client's business).
-    pub fn params(&self) -> std::collections::BTreeMap<String, String> {
+    /// The query parameters, decoded, in wire order (repeated names kept).
+    pub fn pairs(&self) -> Vec<(String, String)> {
         self.query
             .split('&')
             .filter(|p| !p.is_empty())
@@ -56,6 +56,11 @@ impl Exchange {
                 (decode(k), decode(v))
             })
             .collect()
+    }
+
+    /// The query parameters, decoded, sorted by name (order on the wire is the client's business).
+    pub fn params(&self) -> std::collections::BTreeMap<String, String> {
+        self.pairs().into_iter().collect()
     }
 
     /// True when the parameters are exactly `want`.
