@@ -2,8 +2,8 @@
 //!
 //! Starts httpbin (gunicorn) and Envoy as supervised children, prints the demo tokens and
 //! ready-to-paste `curl` lines, then prints one short line per request from the filter's
-//! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is named, with its exit
-//! status and last output, and the command exits 1.
+//! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is
+//! named, with its exit status and last output, and the command exits 1.
 
 use crate::envoy::{self, LogFollower, Stack, StackConfig};
 use clap::Args;
@@ -69,7 +69,7 @@ pub fn demo_config() -> Result<SandboxConfig, String> {
         "log": { "sink": "filter_state", "allowed": true, "denied": true },
     });
     let text = config.to_string();
-    check_config(&text)?;
+    check_config(text.as_bytes())?;
     Ok(SandboxConfig {
         json: text,
         header: "x-rfma-token".to_owned(),
@@ -86,13 +86,13 @@ pub fn demo_config() -> Result<SandboxConfig, String> {
 pub fn load_config(file: &Path) -> Result<SandboxConfig, String> {
     let bytes =
         std::fs::read(file).map_err(|e| format!("cannot read --config {}: {e}", file.display()))?;
+    let policy = check_config(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         format!(
             "{}: invalid plugin config: configuration: not UTF-8",
             file.display()
         )
     })?;
-    let policy = check_config(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     // The parser accepted it, so it is a JSON object with a valid token list.
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let mut known_tokens = Vec::new();
@@ -113,8 +113,8 @@ pub fn load_config(file: &Path) -> Result<SandboxConfig, String> {
 }
 
 /// The filter's verdict on a configuration, worded as the filter logs it.
-pub fn check_config(text: &str) -> Result<rfma_filter::config::Policy, String> {
-    rfma_filter::config::parse(text.as_bytes()).map_err(|e| format!("invalid plugin config: {e}"))
+pub fn check_config(bytes: &[u8]) -> Result<rfma_filter::config::Policy, String> {
+    rfma_filter::config::parse(bytes).map_err(|e| format!("invalid plugin config: {e}"))
 }
 
 fn random_token() -> Result<String, String> {
@@ -203,6 +203,20 @@ pub fn banner(config: &SandboxConfig, listener: std::net::SocketAddr, stack: &St
     out
 }
 
+/// A client-controlled string made safe for a terminal: control characters (escape
+/// sequences included) are shown escaped, never sent as they are.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// One short line for an access record: time, method, path, status, decision, reason or token.
 pub fn summarize(line: &str) -> String {
     let Ok(r) = serde_json::from_str::<Value>(line) else {
@@ -226,13 +240,12 @@ pub fn summarize(line: &str) -> String {
         (None, Some(name)) => format!("token={name}"),
         (None, None) => String::new(),
     };
-    format!(
+    let line = format!(
         "{time}  {:<6} {:<28} {status}  {decision:<6} {detail}",
         r["http"]["request"]["method"].as_str().unwrap_or("?"),
         r["url"]["path"].as_str().unwrap_or("?"),
-    )
-    .trim_end()
-    .to_owned()
+    );
+    printable(line.trim_end())
 }
 
 /// Runs the sandbox until Ctrl-C, SIGTERM or SIGHUP (exit 0) or a child dies (exit 1); a
@@ -323,7 +336,7 @@ mod tests {
     fn demo_config_is_valid_and_random() {
         let a = demo_config().unwrap();
         let b = demo_config().unwrap();
-        let policy = check_config(&a.json).unwrap();
+        let policy = check_config(a.json.as_bytes()).unwrap();
         assert_eq!(policy.tokens.len(), 2);
         assert_eq!(policy.plain_text_tokens, 1);
         assert_ne!(
@@ -383,6 +396,12 @@ mod tests {
             "03:04:05.678  POST   /post                        403  deny   invalid_token"
         );
         assert!(summarize("-").starts_with("(no access record"));
+        let hostile = r#"{"http":{"request":{"method":"GET"}},"url":{"path":"/\u001b[2Jx"},"rfma":{"decision":"deny","reason":"missing_token"}}"#;
+        let shown = summarize(hostile);
+        assert!(
+            !shown.contains('\u{1b}') && shown.contains("/\\u{1b}[2Jx"),
+            "{shown}"
+        );
     }
 
     #[test]
