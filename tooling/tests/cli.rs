@@ -231,3 +231,47 @@ fn token_commands_end_to_end() {
     let again = text(&run(&["token", "new", "sleep"]).stdout);
     assert_ne!(again.lines().next().unwrap(), token, "every token is fresh");
 }
+
+#[test]
+fn an_unreachable_api_server_is_a_clear_error() {
+    // A TLS client is built (rustls with ring) and the connection is refused: no panic, exit 1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: u\n  user:\n    token: demo-not-a-secret\ncontexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\n"
+        ),
+    )
+    .unwrap();
+    let k = kubeconfig.to_str().unwrap();
+    let out = run(&[
+        "up",
+        "--dry-run",
+        "--kubeconfig",
+        k,
+        "--flux-manifest",
+        "/nonexistent/install.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("the API server is not reachable"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains("demo-not-a-secret"),
+        "the bearer token is never printed: {err}"
+    );
+    let out = run(&["verify", "--kubeconfig", k, "--context", "missing-context"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("missing-context"),
+        "{}",
+        text(&out.stderr)
+    );
+}

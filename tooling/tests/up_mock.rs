@@ -529,3 +529,83 @@ fn ssh_remotes_become_https_for_flux() {
         "https://example.test/x.git"
     );
 }
+
+#[test]
+fn plan_of_the_repository_manifests() {
+    // The repository's own flux/ and the paths its Kustomizations sync (rendered with kubectl kustomize).
+    let repo = istio_demo::manifests::repo_root();
+    let (flux_dir, synced) = up::render_repo(&repo).unwrap();
+    let stages = up::plan(
+        &Inputs {
+            flux_dir,
+            synced,
+            ..Default::default()
+        },
+        None,
+    );
+    let ids = |i: usize| stages[i].wait.iter().map(Target::id).collect::<Vec<_>>();
+    let names = |i: usize| {
+        stages[i]
+            .apply
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Every namespace the demo uses is created (and labelled) before anything else.
+    for ns in ["demo", "istio-system", "istio-ingress"] {
+        assert!(
+            names(1).contains(&ns.to_string()),
+            "namespaces stage lacks {ns}: {:?}",
+            names(1)
+        );
+    }
+    let demo = stages[1]
+        .apply
+        .iter()
+        .find(|o| o["metadata"]["name"] == "demo")
+        .unwrap();
+    assert_eq!(
+        demo["metadata"]["labels"]["istio-injection"], "enabled",
+        "injection label set before any pod"
+    );
+    assert!(
+        ids(3).contains(&"GitRepository/flux-system/istio-demo".to_string()),
+        "{:?}",
+        ids(3)
+    );
+    for k in [
+        "istio-system",
+        "monitoring",
+        "flagger-system",
+        "logging",
+        "demo",
+        "canary",
+    ] {
+        assert!(
+            ids(4).contains(&format!("Kustomization/flux-system/{k}")),
+            "{k} not waited: {:?}",
+            ids(4)
+        );
+    }
+    assert!(
+        ids(5)
+            .iter()
+            .any(|t| t.starts_with("HelmRelease/istio-system/")),
+        "{:?}",
+        ids(5)
+    );
+    assert!(ids(7).iter().any(|t| t.contains("flagger")), "{:?}", ids(7));
+    assert!(
+        ids(8).contains(&"Deployment/demo/httpbin".to_string())
+            && ids(8).contains(&"Deployment/demo/sleep".to_string()),
+        "{:?}",
+        ids(8)
+    );
+    assert_eq!(ids(9), ["Canary/demo/httpbin"]);
+    assert!(
+        ids(10).iter().any(|t| t.starts_with("StatefulSet/"))
+            && ids(10).iter().any(|t| t.starts_with("DaemonSet/")),
+        "{:?}",
+        ids(10)
+    );
+}
