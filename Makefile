@@ -18,12 +18,13 @@ export RFMA_WASM      := $(WASM)
 export RFMA_TRAP_WASM := $(TRAP_WASM)
 export ENVOY_BIN      ?= $(VENV)/bin/envoy
 
-.PHONY: help deps wasm wasm-trap sandbox test lint lint-filter validate
+.PHONY: help deps wasm wasm-trap sandbox test lint lint-filter validate bench bench-deps
 
 help:
 	@echo "make sandbox   install what is missing, build the filter, run it in a local Envoy in front of httpbin"
 	@echo "make test      install what is missing, then run every test"
 	@echo "make wasm      build the shipped module and print its path"
+	@echo "make bench     benchmark the gate against RBAC and Lua in Envoy, soak it, write docs/performance.*"
 
 deps:
 	@bash scripts/install-deps.sh
@@ -58,3 +59,19 @@ test: wasm wasm-trap lint-filter
 	cargo run -q -p rfma-tests --bin fuel
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	cargo run -q -p istio-demo -- validate
+
+# The benchmark and the soak run (docs/performance.md, .json, .png); about 10 minutes.
+# More: make bench BENCH_ARGS="--profile" (variants that split the filter's cost), --help lists all.
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-requirements.sha256
+
+bench-deps: deps
+	@want=$$(sha256sum scripts/bench-requirements.txt | cut -d' ' -f1); \
+	if [ "$$(cat $(BENCH_STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/bench-requirements.txt && echo "$$want" > $(BENCH_STAMP); \
+	fi
+
+bench: wasm bench-deps
+	cargo build -q -p rfma-bench
+	RFMA_BENCH_COMMAND="make bench $(BENCH_ARGS)" $(ROOT)/target/debug/rfma-bench --out docs $(BENCH_ARGS)
+	$(VENV)/bin/python scripts/bench-plot.py docs/performance.json docs/performance.png

@@ -1,0 +1,12 @@
+//! `make bench`: what the token gate costs in a real Envoy, next to no gate, Envoy's RBAC
+//! filter and a Lua filter, measured the same way in alternating rounds; probe modules that
+//! split the filter's cost; and the soak run (a million requests, memory flat).
+
+pub mod bench;
+pub mod load;
+pub mod machine;
+pub mod probe;
+pub mod report;
+pub mod rig;
+pub mod soak;
+pub mod summary;

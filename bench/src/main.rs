@@ -1,0 +1,208 @@
+//! `rfma-bench`: run the benchmark (and the soak), write `docs/performance.md` and
+//! `docs/performance.json`. `make bench` runs it and then draws `docs/performance.png`.
+
+use clap::Parser;
+use rfma_bench::bench::{self, PROFILE, STANDARD, Setup, Variant};
+use rfma_bench::report::Report;
+use rfma_bench::{load, machine, rig, soak, summary};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark the token gate against no gate, RBAC and Lua in Envoy, then soak it")]
+struct Args {
+    /// The Envoy binary (default: ENVOY_BIN, else `envoy` on PATH).
+    #[arg(long)]
+    envoy: Option<PathBuf>,
+    /// The filter module (default: RFMA_WASM, else target/rfma_filter.wasm).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+    /// Rounds of alternating variants.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
+    /// Seconds of warm-up load before each measured window.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Seconds of each measured window.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=600))]
+    duration: u64,
+    /// Scenarios, comma-separated: h1-allowed, h1-denied, h2-allowed, h2-denied.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "h1-allowed,h1-denied,h2-allowed"
+    )]
+    scenarios: Vec<String>,
+    /// Also run the profiling variants (other filter configurations, probe modules) in the
+    /// first scenario.
+    #[arg(long)]
+    profile: bool,
+    /// Requests in the soak run (0: no soak).
+    #[arg(long, default_value_t = 1_000_000)]
+    soak_requests: u64,
+    /// Requests per soak batch (each batch is checked completely).
+    #[arg(long, default_value_t = 50_000)]
+    soak_batch: u64,
+    /// Do not pin Envoy and the load generator to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Where performance.md and performance.json go.
+    #[arg(long, default_value = "docs")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rfma-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn find_wasm(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
+    let path = explicit
+        .cloned()
+        .or_else(|| {
+            std::env::var_os("RFMA_WASM")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("target/rfma_filter.wasm"));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "the filter module {} does not exist; build it with `make wasm`",
+            path.display()
+        ))
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let envoy = istio_demo::envoy::find_envoy(args.envoy.as_deref())?;
+    let wasm = find_wasm(args.wasm.as_ref())?;
+    load::check_tools()?;
+    let scenarios = args
+        .scenarios
+        .iter()
+        .map(|s| bench::scenario(s.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if scenarios.is_empty() {
+        return Err("--scenarios: name at least one".to_owned());
+    }
+    if !args.out.is_dir() {
+        return Err(format!("--out: {} is not a directory", args.out.display()));
+    }
+    let cores = (!args.no_pin && rig::can_pin()).then_some((0, 1));
+    let setup = Setup {
+        envoy: envoy.clone(),
+        wasm: wasm.clone(),
+        warmup: Duration::from_secs(args.warmup),
+        duration: Duration::from_secs(args.duration),
+        cores,
+        scratch: bench::default_scratch(),
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = std::env::var("RFMA_BENCH_COMMAND").unwrap_or(command);
+    let meta = machine::describe(&envoy, &wasm, &command);
+    let load_before = machine::load_average();
+
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    let total_variants: usize =
+        STANDARD.len() * scenarios.len() + if args.profile { PROFILE.len() } else { 0 };
+    let total = total_variants * args.rounds as usize;
+    for round in 1..=args.rounds {
+        for (i, sc) in scenarios.iter().enumerate() {
+            let mut variants: Vec<Variant> = STANDARD.to_vec();
+            if args.profile && i == 0 {
+                variants.extend(PROFILE);
+            }
+            for v in variants {
+                let r = bench::run_one(&setup, round, *sc, v)?;
+                eprintln!(
+                    "[{:>3}/{total} {:>4.0}s] round {round} {:<10} {:<48} {:>7.0} req/s  {:>5.1} µs CPU/req  busy {:>3.0} %",
+                    runs.len() + 1,
+                    started.elapsed().as_secs_f64(),
+                    sc.key,
+                    v.label,
+                    r.measured.rps(),
+                    r.cpu_us_per_request,
+                    r.envoy_utilisation * 100.0
+                );
+                runs.push(r);
+            }
+        }
+    }
+    let scenario_keys: Vec<&'static str> = scenarios.iter().map(|s| s.key).collect();
+    let variant_keys: Vec<&'static str> = STANDARD
+        .iter()
+        .chain(PROFILE.iter())
+        .map(|v| v.key)
+        .collect();
+    let rows = summary::summarise(&runs, &scenario_keys, &variant_keys, "a");
+
+    let soak_reference = args.soak_batch;
+    let soak = if args.soak_requests > 0 {
+        let dir = bench::tempdir(&setup.scratch, "soak-")?;
+        let spec = soak::SoakSpec {
+            envoy: envoy.clone(),
+            wasm: wasm.clone(),
+            requests: args.soak_requests,
+            batch: args.soak_batch,
+            reference_after: soak_reference,
+            max_growth_percent: 5.0,
+            cores,
+            deadline: None,
+        };
+        let t = Instant::now();
+        let result = soak::run(&spec, dir.path(), |line| {
+            eprintln!("[soak {:>4.0}s] {line}", t.elapsed().as_secs_f64());
+        })?;
+        eprintln!(
+            "soak: {} requests in {:.0}s, VmRSS {} KiB after {} requests, {} KiB at the end ({:+.2} %)",
+            result.requests,
+            result.seconds,
+            result.rss_reference_kib,
+            soak_reference,
+            result.rss_end_kib,
+            result.growth_percent
+        );
+        Some(result)
+    } else {
+        None
+    };
+
+    let report = Report {
+        meta,
+        rounds: args.rounds,
+        warmup_s: args.warmup,
+        duration_s: args.duration,
+        pinned: cores,
+        scenarios: scenario_keys,
+        runs: &runs,
+        rows: &rows,
+        load_before,
+        load_after: machine::load_average(),
+        soak: soak.as_ref(),
+        soak_requests: args.soak_requests,
+        soak_batch: args.soak_batch,
+        soak_reference,
+    };
+    let md = args.out.join("performance.md");
+    let js = args.out.join("performance.json");
+    std::fs::write(&md, report.markdown()).map_err(|e| format!("{}: {e}", md.display()))?;
+    let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+    std::fs::write(&js, json + "\n").map_err(|e| format!("{}: {e}", js.display()))?;
+    eprintln!(
+        "wrote {} and {} in {:.0}s",
+        md.display(),
+        js.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! One Envoy for one measured run: a bootstrap whose only route is a `direct_response` (so
+//! nothing upstream is measured), one gate in front of it, and one access-log line per
+//! request written to a file; plus the process, pinned to a core, and its admin API.
+//!
+//! Process supervision and the HTTP/1.1 client come from the Envoy harness
+//! (`istio_demo::envoy`); the bootstrap is our own, because the harness's always routes to
+//! httpbin.
+//!
+//! This file is self-contained (it names no other module of this crate), so the soak test in
+//! `tests/tests/e2e_soak.rs` can include it with `#[path]`.
+
+use istio_demo::envoy::bootstrap::{self as harness, FailurePolicy};
+use istio_demo::envoy::http1;
+use istio_demo::envoy::process::Managed;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The token header every gate checks.
+pub const HEADER: &str = "x-rfma-token";
+/// Demo tokens (benchmark values, not secrets).
+pub const TOKENS: [(&str, &str); 2] = [
+    ("alpha", "alpha-bench-token-0001"),
+    ("bravo", "bravo-bench-token-0002"),
+];
+/// A token that none of the gates accepts.
+pub const WRONG_TOKEN: &str = "wrong-bench-token-0003";
+/// The body of the `direct_response` route.
+pub const BODY: &str = "ok\n";
+/// The HTTP connection manager's stat prefix: `http.bench.downstream_rq_*`.
+pub const STAT_PREFIX: &str = "bench";
+/// How long Envoy may take to become ready, and the access log to catch up.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(20);
+
+/// The bypass rule of the filter's configuration (GET and HEAD under this prefix).
+pub const BYPASS_PREFIX: &str = "/status/";
+
+/// The filter's `log.sink`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    FilterState,
+    ProxyLog,
+    None,
+}
+
+impl Sink {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sink::FilterState => "filter_state",
+            Sink::ProxyLog => "proxy_log",
+            Sink::None => "none",
+        }
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The filter's plugin configuration: both tokens by digest, one bypass rule, every request
+/// logged to `sink`.
+pub fn plugin_config(sink: Sink, strip: bool) -> String {
+    let tokens: Vec<Value> = TOKENS
+        .iter()
+        .map(|(name, token)| json!({ "name": name, "sha256": sha256_hex(token) }))
+        .collect();
+    json!({
+        "header": HEADER,
+        "tokens": tokens,
+        "bypass": [{ "path_prefix": BYPASS_PREFIX, "methods": ["GET", "HEAD"] }],
+        "strip_header": strip,
+        "log": { "sink": sink.name(), "allowed": true, "denied": true },
+    })
+    .to_string()
+}
+
+/// What sits in front of the route.
+#[derive(Debug, Clone)]
+pub enum Gate {
+    /// Nothing: the router answers every request.
+    None,
+    /// Envoy's RBAC filter: allow when the header equals one of the tokens (clear text).
+    Rbac,
+    /// A Lua filter: a table lookup of the header, a 403 otherwise, and the header stripped.
+    Lua,
+    /// A Proxy-Wasm module on V8 with its plugin configuration.
+    Wasm { module: PathBuf, config: String },
+}
+
+/// What each request's access-log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Envoy's own JSON formatter with ECS-like fields (what a gate without a record pays).
+    EnvoyJson,
+    /// The filter's record, `%FILTER_STATE(wasm.rfma_access_log:PLAIN)%`.
+    Record,
+}
+
+/// The fields of [`AccessLog::EnvoyJson`]: about what the filter's record carries.
+fn envoy_json_format() -> Value {
+    json!({
+        "@timestamp": "%START_TIME%",
+        "http.request.method": "%REQ(:METHOD)%",
+        "url.original": "%REQ(:PATH)%",
+        "url.domain": "%REQ(:AUTHORITY)%",
+        "http.version": "%PROTOCOL%",
+        "http.response.status_code": "%RESPONSE_CODE%",
+        "event.duration": "%DURATION%",
+        "http.request.id": "%REQ(X-REQUEST-ID)%",
+        "source.address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+        "user_agent.original": "%REQ(USER-AGENT)%",
+        "event.reason": "%RESPONSE_CODE_DETAILS%",
+    })
+}
+
+/// The Lua gate: the same decision as RBAC, plus stripping like the filter.
+pub fn lua_source() -> String {
+    let allowed: Vec<String> = TOKENS
+        .iter()
+        .map(|(_, t)| format!("[\"{t}\"] = true"))
+        .collect();
+    format!(
+        r#"local allowed = {{ {} }}
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local token = headers:get("{HEADER}")
+  if token == nil or not allowed[token] then
+    handle:respond({{[":status"] = "403", ["content-type"] = "application/json"}}, '{{"error":"denied"}}')
+    return
+  end
+  headers:remove("{HEADER}")
+end
+"#,
+        allowed.join(", ")
+    )
+}
+
+fn gate_filter(gate: &Gate) -> Option<Value> {
+    match gate {
+        Gate::None => None,
+        Gate::Rbac => {
+            let principals: Vec<Value> = TOKENS
+                .iter()
+                .map(|(_, t)| json!({ "header": { "name": HEADER, "string_match": { "exact": t } } }))
+                .collect();
+            Some(json!({
+                "name": "envoy.filters.http.rbac",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                    "rules": {
+                        "action": "ALLOW",
+                        "policies": { "tokens": { "permissions": [{ "any": true }], "principals": principals } },
+                    },
+                },
+            }))
+        }
+        Gate::Lua => Some(json!({
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": { "inline_string": lua_source() },
+            },
+        })),
+        Gate::Wasm { module, config } => Some(harness::wasm_filter(
+            module,
+            config,
+            FailurePolicy::FailClosed,
+        )),
+    }
+}
+
+/// The whole bootstrap: admin and listener on kernel-picked loopback ports.
+pub fn bootstrap(gate: &Gate, log: AccessLog, access_log: &Path) -> Value {
+    let format = match log {
+        AccessLog::EnvoyJson => json!({ "json_format": envoy_json_format() }),
+        AccessLog::Record => {
+            json!({ "text_format_source": { "inline_string": harness::RECORD_LOG_FORMAT } })
+        }
+    };
+    let mut filters: Vec<Value> = gate_filter(gate).into_iter().collect();
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+    }));
+    let hcm = json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": STAT_PREFIX,
+            "codec_type": "AUTO",
+            "access_log": [{
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": access_log.to_string_lossy(),
+                    "log_format": format,
+                },
+            }],
+            "route_config": {
+                "name": "direct",
+                "virtual_hosts": [{
+                    "name": "direct",
+                    "domains": ["*"],
+                    "routes": [{
+                        "match": { "prefix": "/" },
+                        "direct_response": { "status": 200, "body": { "inline_string": BODY } },
+                    }],
+                }],
+            },
+            "http_filters": filters,
+        },
+    });
+    let loopback =
+        |port: u16| json!({ "socket_address": { "address": "127.0.0.1", "port_value": port } });
+    json!({
+        "node": { "id": "rfma-bench", "cluster": "rfma-bench" },
+        "admin": { "address": loopback(0) },
+        "static_resources": {
+            "listeners": [{
+                "name": "bench",
+                "address": loopback(0),
+                "filter_chains": [{ "filters": [hcm] }],
+            }],
+        },
+    })
+}
+
+/// `taskset` on PATH and at least two usable cores: then Envoy and the load generator each
+/// get their own.
+pub fn can_pin() -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores >= 2 && which("taskset").is_some()
+}
+
+/// A program on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `program args…`, under `taskset -c core` when `core` is given.
+pub fn pinned(core: Option<usize>, program: &Path) -> Command {
+    match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &core.to_string()]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A running Envoy (stopped, with its whole process group, when dropped).
+#[derive(Debug)]
+pub struct Envoy {
+    pub process: Managed,
+    pub admin: SocketAddr,
+    pub listener: SocketAddr,
+    pub access_log: PathBuf,
+}
+
+impl Envoy {
+    /// Writes `bootstrap` to `dir`, starts Envoy with one worker (on `core` if given) and waits
+    /// until its admin API says it is ready and the listener is bound.
+    pub fn start(
+        envoy_bin: &Path,
+        bootstrap: &Value,
+        access_log: &Path,
+        dir: &Path,
+        core: Option<usize>,
+    ) -> Result<Envoy, String> {
+        let config = dir.join("envoy.json");
+        let text = serde_json::to_vec_pretty(bootstrap).map_err(|e| e.to_string())?;
+        istio_demo::envoy::write_private(&config, &text)?;
+        let admin_path = dir.join("admin.address");
+        // `taskset` execs Envoy, so the child's pid is Envoy's.
+        let mut cmd = pinned(core, envoy_bin);
+        cmd.arg("--config-path")
+            .arg(&config)
+            .args(["--concurrency", "1", "--disable-hot-restart"])
+            .args(["--file-flush-interval-msec", "200"])
+            // Quiet, except the Wasm component: the `proxy_log` sink writes at info level.
+            .args(["--log-level", "warn", "--component-log-level", "wasm:info"])
+            .arg("--admin-address-path")
+            .arg(&admin_path);
+        let mut process = Managed::spawn("envoy", cmd, &dir.join("envoy.log"))?;
+        let admin = wait_for(&mut process, "the admin address", || {
+            std::fs::read_to_string(&admin_path)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })?;
+        wait_for(&mut process, "admin /ready", || {
+            http1::Request::get("/ready")
+                .send(admin)
+                .ok()
+                .filter(|r| r.status == 200)
+        })?;
+        let listener = wait_for(&mut process, "the listener's port", || {
+            let r = http1::Request::get("/listeners?format=json")
+                .send(admin)
+                .ok()?;
+            let v = r.json().ok()?;
+            let port = v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+                .as_u64()?;
+            Some(SocketAddr::from((
+                [127, 0, 0, 1],
+                u16::try_from(port).ok()?,
+            )))
+        })?;
+        Ok(Envoy {
+            process,
+            admin,
+            listener,
+            access_log: access_log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// All counters and gauges whose name matches `regex` (Envoy's `/stats` filter).
+    pub fn stats(&self, regex: &str) -> Result<BTreeMap<String, u64>, String> {
+        let r = http1::Request::get(&format!("/stats?filter={regex}")).send(self.admin)?;
+        if r.status != 200 {
+            return Err(format!("/stats: status {}: {}", r.status, r.text()));
+        }
+        Ok(r.text()
+            .lines()
+            .filter_map(|l| {
+                let (name, value) = l.split_once(": ")?;
+                Some((name.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// The downstream request counters of the listener's connection manager, and the
+    /// filter's own (`wasmcustom.rfma_*`).
+    pub fn request_counters(&self) -> Result<Counters, String> {
+        self.stats(&format!(
+            "^(http\\.{STAT_PREFIX}\\.downstream_rq_(total|completed|[1-5]xx)|wasmcustom\\.rfma_.*)$"
+        ))
+        .map(Counters)
+    }
+
+    /// Sends one HTTP/1.1 request to the listener.
+    pub fn send(&self, req: &http1::Request) -> Result<http1::Response, String> {
+        req.send(self.listener)
+    }
+
+    /// Waits (bounded) until the access log holds at least `min` lines; more than `max` is an
+    /// error. Returns the count.
+    pub fn wait_access_log_lines(&mut self, min: u64, max: u64) -> Result<u64, String> {
+        let path = self.access_log.clone();
+        let mut counter = LineCounter::default();
+        let n = wait_for(
+            &mut self.process,
+            &format!("{min} access-log lines"),
+            || {
+                let n = counter.count(&path);
+                (n >= min).then_some(n)
+            },
+        )?;
+        if n > max {
+            return Err(format!(
+                "{} has {n} lines, more than one per request ({max} at most)",
+                path.display()
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// A snapshot of request counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters(pub BTreeMap<String, u64>);
+
+impl Counters {
+    /// A counter by its short name (`total`, `completed`, `2xx`, … or `rfma_allowed_total`).
+    /// `total` counts requests whose headers Envoy decoded (the filter saw them, the access
+    /// log gets a line for each); `completed` and the classes count responses.
+    pub fn get(&self, short: &str) -> u64 {
+        let full = if short.starts_with("rfma_") {
+            format!("wasmcustom.{short}")
+        } else {
+            format!("http.{STAT_PREFIX}.downstream_rq_{short}")
+        };
+        self.0.get(&full).copied().unwrap_or(0)
+    }
+
+    /// `self - earlier`, counter by counter.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters(
+            self.0
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.saturating_sub(earlier.0.get(k).copied().unwrap_or(0)),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Counts the lines of a growing file, reading only what is new.
+#[derive(Debug, Default)]
+pub struct LineCounter {
+    offset: u64,
+    lines: u64,
+}
+
+impl LineCounter {
+    pub fn count(&mut self, path: &Path) -> u64 {
+        use std::io::{Read, Seek, SeekFrom};
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let mut buf = Vec::new();
+            if f.seek(SeekFrom::Start(self.offset)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+                self.offset += buf.len() as u64;
+                self.lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+            }
+        }
+        self.lines
+    }
+}
+
+/// Polls `check` until it yields a value, Envoy dies, or [`READY_TIMEOUT`] passes.
+fn wait_for<T>(
+    process: &mut Managed,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(v) = check() {
+            return Ok(v);
+        }
+        if let Some(report) = process.death_report() {
+            return Err(format!("{report}\n(while waiting for {what})"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "envoy: no {what} after {}s; its last output:\n{}",
+                READY_TIMEOUT.as_secs(),
+                process.log_tail(2000)
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `VmHWM` (peak resident set) and `VmRSS` of a process, in KiB, from `/proc/PID/status`.
+pub fn memory_kib(pid: u32) -> Result<(u64, u64), String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .ok_or_else(|| format!("/proc/{pid}/status has no {name}"))
+    };
+    Ok((field("VmHWM:")?, field("VmRSS:")?))
+}
