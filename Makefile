@@ -59,6 +59,8 @@ test: wasm wasm-trap lint-filter
 	cargo run -q -p rfma-tests --bin fuel
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	cargo run -q -p istio-demo -- validate
+	@# A bounded run of each fuzz target (fuzz/, issue 8).
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 # The benchmark and the soak run (docs/performance.md, .json, .png); about 10 minutes.
 # More: make bench BENCH_ARGS="--profile" (variants that split the filter's cost), --help lists all.
@@ -75,3 +77,29 @@ bench: wasm bench-deps
 	cargo build -q -p rfma-bench
 	RFMA_BENCH_COMMAND="make bench $(BENCH_ARGS)" $(ROOT)/target/debug/rfma-bench --out docs $(BENCH_ARGS)
 	$(VENV)/bin/python scripts/bench-plot.py docs/performance.json docs/performance.png
+
+# Fuzzing (fuzz/, its own cargo project and target dir): the model/corpus tests, then each
+# cargo-fuzz target for FUZZ_TIME seconds. cargo fuzz needs nightly-only flags, which
+# RUSTC_BOOTSTRAP=1 lets the stable toolchain take. New inputs go to fuzz/target/corpus/
+# (git-ignored), never into the checked-in seeds; a crash lands in fuzz/artifacts/.
+.PHONY: fuzz-smoke
+FUZZ_TARGETS := config decide record
+FUZZ_TIME    ?= 60
+FUZZ_OPTIONS := -max_total_time=$(FUZZ_TIME) -max_len=8192 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+FUZZ_CARGO   := RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(ROOT)/fuzz/target
+
+fuzz-smoke: deps
+	$(FUZZ_CARGO) cargo test -q --manifest-path fuzz/Cargo.toml
+	$(FUZZ_CARGO) cargo fuzz build --fuzz-dir fuzz --target-dir fuzz/target
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/corpus/$$t; \
+	  echo "fuzz-smoke: $$t for $(FUZZ_TIME) s"; \
+	  log=fuzz/target/fuzz-$$t.log; \
+	  if $(FUZZ_CARGO) cargo fuzz run --fuzz-dir fuzz --target-dir fuzz/target $$t \
+	       fuzz/target/corpus/$$t fuzz/corpus/$$t -- $(FUZZ_OPTIONS) >$$log 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' $$log; \
+	  else \
+	    grep -m1 -A12 'panicked at' $$log; tail -n 30 $$log; \
+	    echo "fuzz-smoke: $$t FAILED (full log $$log, input in fuzz/artifacts/$$t/)"; exit 1; \
+	  fi; \
+	done

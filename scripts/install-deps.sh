@@ -29,6 +29,13 @@ for t in wasm32-wasip1 wasm32-unknown-unknown; do
   rustup target list --installed | grep -qx "$t" || { log "rustup target add $t"; rustup target add "$t"; }
 done
 
+# --- cargo-fuzz, for `make fuzz-smoke` (stable toolchain + RUSTC_BOOTSTRAP=1) ----
+cargo_fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+  log "cargo install cargo-fuzz $cargo_fuzz_version"
+  cargo install --quiet --locked cargo-fuzz --version "$cargo_fuzz_version"
+fi
+
 # --- Python virtualenv with Envoy and httpbin --------------------------------
 venv=.venv
 stamp="$venv/.requirements.sha256"

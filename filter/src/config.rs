@@ -201,12 +201,30 @@ impl<'a> Object<'a> {
             .find(|(key, _)| !known.contains(&key.as_str()))
         {
             Some((key, _)) => Err(error(
-                self.path(key),
+                self.path(&printable(key)),
                 format!("unknown field (expected one of: {})", known.join(", ")),
             )),
             None => Ok(()),
         }
     }
+}
+
+/// A key as an error path shows it: control characters (and the Unicode line and paragraph
+/// separators) escaped, so the error stays one log line whatever the configuration holds,
+/// and the empty key as `""`, so the error still names something.
+fn printable(key: &str) -> String {
+    if key.is_empty() {
+        return "\"\"".to_owned();
+    }
+    key.chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn string<'a>(path: &str, value: &'a Value) -> Result<&'a str, ConfigError> {
@@ -691,6 +709,28 @@ mod tests {
         for (config, expected) in cases {
             assert_eq!(err(&config), expected, "config: {config}");
         }
+    }
+
+    #[test]
+    fn an_unknown_key_with_control_characters_is_escaped_onto_one_line() {
+        // Found by the `config` fuzz target: the key was copied raw into the log line.
+        assert_eq!(
+            err("{\"a\\nb\\u0000\\u2028\":1}"),
+            "a\\nb\\u{0}\\u{2028}: unknown field (expected one of: header, tokens, bypass, strip_header, log)"
+        );
+        assert_eq!(
+            err(r#"{"tokens":[{"name":"a","value":"x","k\r":1}]}"#),
+            "tokens[0].k\\r: unknown field (expected one of: name, sha256, value, principals)"
+        );
+        // Found by the `config` fuzz target: an empty key gave an empty field.
+        assert_eq!(
+            err(r#"{"":1}"#),
+            r#""": unknown field (expected one of: header, tokens, bypass, strip_header, log)"#
+        );
+        assert_eq!(
+            err(r#"{"tokens":[{"name":"a","value":"x"}],"log":{"":true}}"#),
+            r#"log."": unknown field (expected one of: sink, allowed, denied)"#
+        );
     }
 
     #[test]

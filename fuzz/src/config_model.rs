@@ -1,0 +1,410 @@
+//! A reference model of the plugin configuration contract (issue 2), written from the
+//! contract rather than from the filter's code: it checks a JSON tree and says either what
+//! policy the filter must build, or every field that is wrong (the filter must name one).
+
+use crate::tree::J;
+use rfma_filter::config::{Policy, Sink};
+use sha2::{Digest as _, Sha256};
+
+/// Nesting the filter's JSON reader accepts (its documented `MAX_DEPTH`).
+pub const MAX_JSON_DEPTH: usize = 16;
+pub const MAX_TOKENS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedToken {
+    pub name: String,
+    pub digest: [u8; 32],
+    pub principals: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedPolicy {
+    pub header: String,
+    pub tokens: Vec<ExpectedToken>,
+    pub bypass: Vec<(String, Vec<String>)>,
+    pub strip_header: bool,
+    pub sink: &'static str,
+    pub log_allowed: bool,
+    pub log_denied: bool,
+    pub plain_text_tokens: usize,
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Collects errors while walking the tree.
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>) {
+        self.0.push(field.into());
+    }
+}
+
+fn child(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// An unknown key as the error names it: control characters and U+2028/2029 written as
+/// Rust escapes (`\n`, `\u{0}`), so that the error is one log line; the empty key as `""`.
+fn shown_key(key: &str) -> String {
+    if key.is_empty() {
+        return "\"\"".to_owned();
+    }
+    let mut out = String::new();
+    for c in key.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The members of an object, after reporting the ones not in `known`.
+fn members<'a>(
+    errors: &mut Errors,
+    path: &str,
+    value: &'a J,
+    known: &[&str],
+) -> Option<&'a [(String, J)]> {
+    let J::Obj(members) = value else {
+        errors.add(if path.is_empty() {
+            "configuration"
+        } else {
+            path
+        });
+        return None;
+    };
+    for (key, _) in members {
+        if !known.contains(&key.as_str()) {
+            errors.add(child(path, &shown_key(key)));
+        }
+    }
+    Some(members)
+}
+
+fn lookup<'a>(members: &'a [(String, J)], key: &str) -> Option<&'a J> {
+    members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn is_header_char(c: char) -> bool {
+    // RFC 9110 `tchar`.
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn starts_or_ends_with_whitespace(s: &str) -> bool {
+    s.chars().next().is_some_and(char::is_whitespace)
+        || s.chars().last().is_some_and(char::is_whitespace)
+}
+
+/// What the filter must do with this configuration tree.
+pub fn expect(root: &J) -> Result<ExpectedPolicy, Vec<String>> {
+    if root.depth() > MAX_JSON_DEPTH || root.has_duplicate_keys() {
+        return Err(vec!["configuration".to_owned()]);
+    }
+    let mut errors = Errors(Vec::new());
+    let Some(top) = members(
+        &mut errors,
+        "",
+        root,
+        &["header", "tokens", "bypass", "strip_header", "log"],
+    ) else {
+        return Err(errors.0);
+    };
+
+    let header = match lookup(top, "header") {
+        None => "x-rfma-token".to_owned(),
+        Some(J::Str(h)) if (1..=128).contains(&h.len()) && h.chars().all(is_header_char) => {
+            h.to_lowercase()
+        }
+        Some(_) => {
+            errors.add("header");
+            String::new()
+        }
+    };
+
+    let mut tokens = Vec::new();
+    let mut plain_text_tokens = 0;
+    match lookup(top, "tokens") {
+        Some(J::Arr(entries)) => {
+            if entries.is_empty() || entries.len() > MAX_TOKENS {
+                errors.add("tokens");
+            }
+            for (i, entry) in entries.iter().enumerate() {
+                if let Some((token, plain)) = expect_token(&mut errors, i, entry, &tokens) {
+                    plain_text_tokens += usize::from(plain);
+                    tokens.push(token);
+                }
+            }
+        }
+        _ => errors.add("tokens"),
+    }
+
+    let mut bypass = Vec::new();
+    match lookup(top, "bypass") {
+        None => {}
+        Some(J::Arr(rules)) => {
+            for (i, rule) in rules.iter().enumerate() {
+                if let Some(rule) = expect_bypass(&mut errors, &format!("bypass[{i}]"), rule) {
+                    bypass.push(rule);
+                }
+            }
+        }
+        Some(_) => errors.add("bypass"),
+    }
+
+    let strip_header = match lookup(top, "strip_header") {
+        None => true,
+        Some(J::Bool(b)) => *b,
+        Some(_) => {
+            errors.add("strip_header");
+            true
+        }
+    };
+
+    let (mut sink, mut log_allowed, mut log_denied) = ("filter_state", true, true);
+    if let Some(log) = lookup(top, "log")
+        && let Some(fields) = members(&mut errors, "log", log, &["sink", "allowed", "denied"])
+    {
+        match lookup(fields, "sink") {
+            None => {}
+            Some(J::Str(s)) => match ["filter_state", "proxy_log", "both", "none"]
+                .iter()
+                .find(|known| **known == s.as_str())
+            {
+                Some(known) => sink = known,
+                None => errors.add("log.sink"),
+            },
+            Some(_) => errors.add("log.sink"),
+        }
+        for (key, slot) in [("allowed", &mut log_allowed), ("denied", &mut log_denied)] {
+            match lookup(fields, key) {
+                None => {}
+                Some(J::Bool(b)) => *slot = *b,
+                Some(_) => errors.add(format!("log.{key}")),
+            }
+        }
+    }
+
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    Ok(ExpectedPolicy {
+        header,
+        tokens,
+        bypass,
+        strip_header,
+        sink,
+        log_allowed,
+        log_denied,
+        plain_text_tokens,
+    })
+}
+
+/// One `tokens[i]` entry; `None` when it is wrong (the errors say where).
+fn expect_token(
+    errors: &mut Errors,
+    index: usize,
+    entry: &J,
+    earlier: &[ExpectedToken],
+) -> Option<(ExpectedToken, bool)> {
+    let path = format!("tokens[{index}]");
+    let before = errors.0.len();
+    let fields = members(
+        errors,
+        &path,
+        entry,
+        &["name", "sha256", "value", "principals"],
+    )?;
+
+    let name = match lookup(fields, "name") {
+        Some(J::Str(n))
+            if (1..=63).contains(&n.len())
+                && n.chars()
+                    .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-')) =>
+        {
+            if earlier.iter().any(|t| t.name == *n) {
+                errors.add(format!("{path}.name"));
+            }
+            n.clone()
+        }
+        _ => {
+            errors.add(format!("{path}.name"));
+            String::new()
+        }
+    };
+
+    let (digest, plain) = match (lookup(fields, "sha256"), lookup(fields, "value")) {
+        (Some(_), Some(_)) | (None, None) => {
+            errors.add(path.clone());
+            (None, false)
+        }
+        (Some(sha), None) => {
+            let digest = match sha {
+                J::Str(text) => unhex(text),
+                _ => None,
+            };
+            if digest.is_none() {
+                errors.add(format!("{path}.sha256"));
+            }
+            (digest.map(|d| (d, "sha256")), false)
+        }
+        (None, Some(value)) => {
+            let digest = match value {
+                J::Str(text) if !text.is_empty() && !starts_or_ends_with_whitespace(text) => {
+                    Some(sha256(text.as_bytes()))
+                }
+                _ => None,
+            };
+            if digest.is_none() {
+                errors.add(format!("{path}.value"));
+            }
+            (digest.map(|d| (d, "value")), true)
+        }
+    };
+    if let Some((d, field)) = digest
+        && earlier.iter().any(|t| t.digest == d)
+    {
+        errors.add(format!("{path}.{field}"));
+    }
+
+    let mut principals = Vec::new();
+    match lookup(fields, "principals") {
+        None => {}
+        Some(J::Arr(ids)) if !ids.is_empty() => {
+            for (j, id) in ids.iter().enumerate() {
+                match id {
+                    J::Str(s)
+                        if s.len() > "spiffe://".len()
+                            && s.starts_with("spiffe://")
+                            && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                    {
+                        principals.push(s.clone())
+                    }
+                    _ => errors.add(format!("{path}.principals[{j}]")),
+                }
+            }
+        }
+        Some(_) => errors.add(format!("{path}.principals")),
+    }
+
+    if errors.0.len() != before {
+        return None;
+    }
+    let (digest, _) = digest?;
+    Some((
+        ExpectedToken {
+            name,
+            digest,
+            principals,
+        },
+        plain,
+    ))
+}
+
+fn expect_bypass(errors: &mut Errors, path: &str, rule: &J) -> Option<(String, Vec<String>)> {
+    let fields = members(errors, path, rule, &["path_prefix", "methods"])?;
+    let prefix = match lookup(fields, "path_prefix") {
+        Some(J::Str(p))
+            if p.starts_with('/')
+                && !p
+                    .chars()
+                    .any(|c| c == '?' || c == '#' || c == ' ' || c.is_ascii_control()) =>
+        {
+            Some(p.clone())
+        }
+        _ => {
+            errors.add(format!("{path}.path_prefix"));
+            None
+        }
+    };
+    let mut methods = Vec::new();
+    match lookup(fields, "methods") {
+        None => {}
+        Some(J::Arr(list)) if !list.is_empty() => {
+            for (j, m) in list.iter().enumerate() {
+                match m {
+                    J::Str(m)
+                        if (1..=32).contains(&m.len())
+                            && m.chars()
+                                .all(|c| c.is_ascii_uppercase() || c == '-' || c == '_') =>
+                    {
+                        methods.push(m.clone())
+                    }
+                    _ => errors.add(format!("{path}.methods[{j}]")),
+                }
+            }
+        }
+        Some(_) => errors.add(format!("{path}.methods")),
+    }
+    Some((prefix?, methods))
+}
+
+/// Compares the filter's policy with the model's, field by field.
+pub fn check_policy(actual: &Policy, expected: &ExpectedPolicy) -> Result<(), String> {
+    let sink = match actual.log.sink {
+        Sink::FilterState => "filter_state",
+        Sink::ProxyLog => "proxy_log",
+        Sink::Both => "both",
+        Sink::None => "none",
+    };
+    let tokens: Vec<ExpectedToken> = actual
+        .tokens
+        .iter()
+        .zip(&actual.digests)
+        .map(|(t, d)| ExpectedToken {
+            name: t.name.clone(),
+            digest: *d,
+            principals: t.principals.clone(),
+        })
+        .collect();
+    let got = ExpectedPolicy {
+        header: actual.header.clone(),
+        tokens,
+        bypass: actual
+            .bypass
+            .iter()
+            .map(|b| (b.path_prefix.clone(), b.methods.clone()))
+            .collect(),
+        strip_header: actual.strip_header,
+        sink,
+        log_allowed: actual.log.allowed,
+        log_denied: actual.log.denied,
+        plain_text_tokens: actual.plain_text_tokens,
+    };
+    if actual.digests.len() != actual.tokens.len() {
+        return Err(format!(
+            "{} digests for {} tokens",
+            actual.digests.len(),
+            actual.tokens.len()
+        ));
+    }
+    if got != *expected {
+        return Err(format!(
+            "policy differs:\n  filter {got:?}\n  model  {expected:?}"
+        ));
+    }
+    Ok(())
+}
