@@ -298,7 +298,10 @@ pub fn evaluate(check: Check, obj: Option<&Value>) -> Progress {
             }
         }
         Check::Ready => {
-            if cond_true("Ready") && generation_seen() {
+            // An OCI HelmRepository is static in Flux 2: it never reports Ready.
+            let static_source = obj["kind"] == "HelmRepository"
+                && obj.pointer("/spec/type").and_then(Value::as_str) == Some("oci");
+            if static_source || (cond_true("Ready") && generation_seen()) {
                 Progress::Done
             } else {
                 Progress::Waiting(cond_message("Ready"))
@@ -828,6 +831,13 @@ mod tests {
         assert!(matches!(
             evaluate(Check::CanaryInitialized, Some(&canary("Failed"))),
             Progress::Failed(_)
+        ));
+        let oci = json!({"kind": "HelmRepository", "spec": {"type": "oci"}});
+        assert_eq!(evaluate(Check::Ready, Some(&oci)), Progress::Done);
+        let https = json!({"kind": "HelmRepository", "spec": {"url": "https://x"}});
+        assert!(matches!(
+            evaluate(Check::Ready, Some(&https)),
+            Progress::Waiting(_)
         ));
         assert_eq!(evaluate(Check::Gone, None), Progress::Done);
         assert!(matches!(evaluate(Check::Ready, None), Progress::Waiting(_)));

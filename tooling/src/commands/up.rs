@@ -595,6 +595,12 @@ pub async fn run_stages(cluster: &Cluster, stages: &[Stage], out: &mut impl Writ
                 continue;
             }
             let t0 = Instant::now();
+            writeln!(
+                out,
+                "  waiting for {} (up to {}s)...",
+                t.id(),
+                stage.timeout.as_secs()
+            )?;
             out.flush()?;
             match cluster.wait(t, stage.timeout).await {
                 Ok(()) => writeln!(out, "  ready: {} ({})", t.id(), elapsed(t0))?,
