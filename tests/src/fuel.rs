@@ -24,7 +24,8 @@ pub struct FuelRow {
     pub fuel: u64,
 }
 
-fn hex_sha256(text: &str) -> String {
+/// Lower-case hex SHA-256, as the plugin configuration's `sha256` field wants it.
+pub fn hex_sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -219,7 +219,7 @@ pub struct ClientResponse {
 }
 
 /// Everything observable about one stream.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Response {
     pub(crate) context_id: u32,
     pub(crate) request_action: Option<Action>,
@@ -234,6 +234,45 @@ pub struct Response {
     pub(crate) vm_failure: Option<VmFailure>,
     pub(crate) vm_failed: bool,
     pub(crate) callbacks: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        f.debug_struct("Response")
+            .field("context_id", &self.context_id)
+            .field("callbacks", &self.callbacks)
+            .field("request_action", &self.request_action)
+            .field("response_action", &self.response_action)
+            .field(
+                "local_reply",
+                &self
+                    .local_reply
+                    .as_ref()
+                    .map(|r| (r.status, &r.details, &r.headers, text(&r.body))),
+            )
+            .field("forwarded", &self.forwarded)
+            .field(
+                "client",
+                &self
+                    .client
+                    .as_ref()
+                    .map(|c| (c.status, &c.headers, text(&c.body))),
+            )
+            .field(
+                "filter_state",
+                &self
+                    .filter_state
+                    .iter()
+                    .map(|(k, v)| (k, text(v)))
+                    .collect::<Vec<_>>(),
+            )
+            .field("logs", &self.logs)
+            .field("calls", &self.calls)
+            .field("fuel", &self.fuel)
+            .field("vm_failure", &self.vm_failure)
+            .finish()
+    }
 }
 
 impl Response {

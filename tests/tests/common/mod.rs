@@ -2,14 +2,10 @@
 #![allow(dead_code)]
 
 use rfma_tests::{Response, Status};
-use sha2::{Digest, Sha256};
 
 /// Lower-case hex SHA-256 of a token, as the plugin configuration wants it.
 pub fn sha256_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    rfma_tests::fuel::hex_sha256(token)
 }
 
 /// Statuses returned to the module by every call of `name`, in order.
