@@ -519,6 +519,31 @@ fn flux_manifest_must_be_given_or_checksum_verified() {
 }
 
 #[test]
+fn kustomizations_follow_depends_on() {
+    let ks = |n: &str, deps: &[&str]| {
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": n, "namespace": "flux-system"},
+               "spec": {"dependsOn": deps.iter().map(|d| json!({"name": d})).collect::<Vec<_>>()}})
+    };
+    let (c, b, a, cyc1, cyc2) = (
+        ks("c", &["b"]),
+        ks("b", &["a", "external"]),
+        ks("a", &[]),
+        ks("x", &["y"]),
+        ks("y", &["x"]),
+    );
+    let git = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "g"}});
+    let order: Vec<&str> = up::dependency_order(vec![&c, &cyc1, &b, &git, &a, &cyc2])
+        .into_iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["g", "a", "b", "c", "x", "y"],
+        "a dependency outside the set is ignored; a cycle keeps its order"
+    );
+}
+
+#[test]
 fn ssh_remotes_become_https_for_flux() {
     assert_eq!(
         up::https_url("git@github.com:me/istio-demo.git"),
@@ -572,6 +597,30 @@ fn plan_of_the_repository_manifests() {
         ids(3).contains(&"GitRepository/flux-system/istio-demo".to_string()),
         "{:?}",
         ids(3)
+    );
+    // Waited for in dependsOn order: every Kustomization after those it depends on.
+    let order: Vec<String> = ids(4)
+        .iter()
+        .map(|i| i.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let pos = |n: &str| {
+        order
+            .iter()
+            .position(|o| o == n)
+            .unwrap_or_else(|| panic!("{n} not waited: {order:?}"))
+    };
+    assert!(
+        pos("istio-system") < pos("monitoring") && pos("monitoring") < pos("flagger-system"),
+        "{order:?}"
+    );
+    assert!(
+        pos("demo") < pos("istio-policies") && pos("istio-policies") < pos("authorization"),
+        "{order:?}"
+    );
+    assert!(pos("flagger-system") < pos("canary"), "{order:?}");
+    assert_eq!(
+        stages[3].apply[0]["kind"], "GitRepository",
+        "the source is applied before what uses it"
     );
     for k in [
         "istio-system",

@@ -133,6 +133,44 @@ fn chart(o: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Orders Flux Kustomizations so that each comes after those it `dependsOn` (same namespace);
+/// other objects keep their place. A cycle or a missing dependency keeps the remaining order.
+pub fn dependency_order(objects: Vec<&Value>) -> Vec<&Value> {
+    let is_ks = |o: &Value| kind(o) == "Kustomization" && group(o) == "kustomize.toolkit.fluxcd.io";
+    let name = |o: &Value| {
+        o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (ks, mut rest): (Vec<&Value>, Vec<&Value>) = objects.into_iter().partition(|o| is_ks(o));
+    let names: std::collections::BTreeSet<String> = ks.iter().map(|o| name(o)).collect();
+    let mut placed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut ordered = Vec::new();
+    let mut pending = ks;
+    while !pending.is_empty() {
+        let ready = |o: &&Value| {
+            o.pointer("/spec/dependsOn")
+                .and_then(Value::as_array)
+                .is_none_or(|deps| {
+                    deps.iter()
+                        .filter_map(|d| d["name"].as_str())
+                        .all(|d| placed.contains(d) || !names.contains(d))
+                })
+        };
+        let (now, later): (Vec<&Value>, Vec<&Value>) = pending.into_iter().partition(ready);
+        if now.is_empty() {
+            ordered.extend(later);
+            break;
+        }
+        placed.extend(now.iter().map(|o| name(o)));
+        ordered.extend(now);
+        pending = later;
+    }
+    rest.extend(ordered);
+    rest
+}
+
 /// Builds the stages in order. Pure: the tests check it without a cluster.
 pub fn plan(inputs: &Inputs, timeout: Option<Duration>) -> Vec<Stage> {
     let mut crds = Stage::new("CRDs", 120);
@@ -178,11 +216,15 @@ pub fn plan(inputs: &Inputs, timeout: Option<Duration>) -> Vec<Stage> {
         }
         flux.apply.push(o.clone());
     }
-    for o in inputs
+    // Sources first, then what uses them; Kustomizations waited for in dependsOn order.
+    let mut flux_objects: Vec<&Value> = inputs
         .flux_dir
         .iter()
         .filter(|o| !matches!(kind(o), "CustomResourceDefinition" | "Namespace"))
-    {
+        .collect();
+    flux_objects.sort_by_key(|o| group(o) != "source.toolkit.fluxcd.io");
+    let flux_objects = dependency_order(flux_objects);
+    for o in flux_objects {
         let mut o = o.clone();
         if kind(&o) == "GitRepository" {
             if let Some(url) = &inputs.git_url {
