@@ -253,3 +253,137 @@ async fn down_dry_run_deletes_nothing() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn down_removes_flux_only_when_istio_demo_installed_it() {
+    let (client, handle) = mock();
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let crb = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+    let list = |kind: &str, items: Value| json!({"kind": format!("{kind}List"), "apiVersion": "v1", "metadata": {}, "items": items});
+    let ok = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+    let server = serve(
+        handle,
+        vec![
+            get(
+                "/api/v1",
+                resources("v1", &[("Namespace", "namespaces", false)]),
+            ),
+            get(
+                "/api/v1/namespaces/flux-system",
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "flux-system", "labels": {"app.kubernetes.io/managed-by": "istio-demo"}}}),
+            ),
+            get(
+                "/apis/apiextensions.k8s.io/v1",
+                resources(
+                    "apiextensions.k8s.io/v1",
+                    &[(
+                        "CustomResourceDefinition",
+                        "customresourcedefinitions",
+                        false,
+                    )],
+                ),
+            ),
+            get(
+                crds,
+                list(
+                    "CustomResourceDefinition",
+                    json!([{"metadata": {"name": "kustomizations.kustomize.toolkit.fluxcd.io"}}]),
+                ),
+            ),
+            step(
+                "DELETE",
+                format!("{crds}/kustomizations.kustomize.toolkit.fluxcd.io"),
+                200,
+                ok.clone(),
+            ),
+            not_found(format!("{crds}/kustomizations.kustomize.toolkit.fluxcd.io")),
+            get(
+                "/apis/rbac.authorization.k8s.io/v1",
+                resources(
+                    "rbac.authorization.k8s.io/v1",
+                    &[
+                        ("ClusterRoleBinding", "clusterrolebindings", false),
+                        ("ClusterRole", "clusterroles", false),
+                    ],
+                ),
+            ),
+            get(
+                crb,
+                list(
+                    "ClusterRoleBinding",
+                    json!([{"metadata": {"name": "cluster-reconciler-flux-system"}}]),
+                ),
+            ),
+            step(
+                "DELETE",
+                format!("{crb}/cluster-reconciler-flux-system"),
+                200,
+                ok.clone(),
+            ),
+            not_found(format!("{crb}/cluster-reconciler-flux-system")),
+            get(
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                list("ClusterRole", json!([])),
+            ),
+            step("DELETE", "/api/v1/namespaces/flux-system", 200, ok.clone()),
+            not_found("/api/v1/namespaces/flux-system"),
+        ],
+    );
+    let mut cluster = Cluster::new(client, false);
+    cluster.poll = Duration::from_millis(1);
+    let mut out = Vec::new();
+    down::run_with(&cluster, &[], &[], Duration::from_secs(30), false, &mut out)
+        .await
+        .unwrap();
+    let log = finish(server).await;
+    for e in log
+        .iter()
+        .filter(|e| e.method == "GET" && e.query.contains("labelSelector"))
+    {
+        assert_eq!(
+            e.params().get("labelSelector").map(String::as_str),
+            Some("app.kubernetes.io/part-of=flux"),
+            "{}",
+            e.line()
+        );
+    }
+    let deletes = log.iter().filter(|e| e.method == "DELETE").count();
+    assert_eq!(deletes, 3);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(
+            "deleted: CustomResourceDefinition/kustomizations.kustomize.toolkit.fluxcd.io"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("deleted: Namespace/flux-system"), "{text}");
+
+    // With --keep-flux, nothing of Flux is touched.
+    let (client, handle) = mock();
+    let server = serve(
+        handle,
+        vec![
+            get(
+                "/api/v1",
+                resources("v1", &[("Namespace", "namespaces", false)]),
+            ),
+            get(
+                "/api/v1/namespaces/flux-system",
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "flux-system", "labels": {"app.kubernetes.io/managed-by": "istio-demo"}}}),
+            ),
+        ],
+    );
+    let cluster = Cluster::new(client, false);
+    let mut out = Vec::new();
+    down::run_with(&cluster, &[], &[], Duration::from_secs(30), true, &mut out)
+        .await
+        .unwrap();
+    finish(server).await;
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("left in place (--keep-flux)")
+    );
+}
