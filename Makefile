@@ -57,10 +57,26 @@ test: wasm wasm-trap lint-filter
 	cargo test --workspace --no-fail-fast
 	@# Cost per request in wasmtime fuel, for each path through the gate (tests/src/fuel.rs).
 	cargo run -q -p rfma-tests --bin fuel
+	@# The filter's pure logic as wasm-bindgen tests in Node.js (V8, Istio's engine).
+	@$(MAKE) --no-print-directory test-wasm-bindgen
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	cargo run -q -p istio-demo -- validate
 	@# A bounded run of each fuzz target (fuzz/, issue 8).
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# filter/tests/node_logic.rs for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner,
+# installed at the wasm-bindgen version Cargo.lock pins. tests/node/env.js stands in for the
+# Proxy-Wasm host imports, which these tests never call.
+.PHONY: test-wasm-bindgen
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+
+test-wasm-bindgen: deps
+	@v="$(WASM_BINDGEN_VERSION)"; test -n "$$v" || { echo "wasm-bindgen is not in Cargo.lock" >&2; exit 1; }; \
+	if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null)" != "wasm-bindgen-test-runner $$v" ]; then \
+	  echo "installing wasm-bindgen-cli $$v" >&2; cargo install --quiet --force wasm-bindgen-cli --version "$$v"; \
+	fi
+	NODE_PATH=$(ROOT)/tests/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	  cargo test -p rfma-filter --target wasm32-unknown-unknown --test node_logic
 
 # The benchmark and the soak run (docs/performance.md, .json, .png); about 10 minutes.
 # More: make bench BENCH_ARGS="--profile" (variants that split the filter's cost), --help lists all.
