@@ -543,6 +543,84 @@ fn kustomizations_follow_depends_on() {
     );
 }
 
+#[tokio::test]
+async fn preflight_reports_installed_products_and_their_versions() {
+    let (client, handle) = mock();
+    let mut steps = preflight_steps(true);
+    // Flux's CRD carries its version label; Istio's does not: the istiod image tag tells.
+    steps[4] = get(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/kustomizations.kustomize.toolkit.fluxcd.io",
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+               "metadata": {"name": "kustomizations.kustomize.toolkit.fluxcd.io", "labels": {"app.kubernetes.io/version": "v2.9.0"}},
+               "spec": {"group": "kustomize.toolkit.fluxcd.io", "names": {"kind": "Kustomization", "plural": "kustomizations"}, "scope": "Namespaced", "versions": []}}),
+    );
+    steps[5] = get(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/wasmplugins.extensions.istio.io",
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+               "metadata": {"name": "wasmplugins.extensions.istio.io"},
+               "spec": {"group": "extensions.istio.io", "names": {"kind": "WasmPlugin", "plural": "wasmplugins"}, "scope": "Namespaced", "versions": []}}),
+    );
+    steps.insert(
+        6,
+        get(
+            "/apis/apps/v1",
+            resources("apps/v1", &[("Deployment", "deployments", true)]),
+        ),
+    );
+    steps.insert(
+        7,
+        get(
+            "/apis/apps/v1/deployments",
+            json!({"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {}, "items": [
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod", "namespace": "istio-system"},
+                 "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.30.3"}]}}}}]}),
+        ),
+    );
+    let last = steps.len() - 1;
+    steps[last] = get(
+        "/api/v1/services",
+        json!({"kind": "ServiceList", "apiVersion": "v1", "metadata": {}, "items": [
+        {"metadata": {"name": "istio-ingressgateway", "namespace": "istio-ingress"}, "spec": {"type": "LoadBalancer"},
+         "status": {"loadBalancer": {"ingress": [{"ip": "172.18.255.200"}]}}}]}),
+    );
+    let server = serve(handle, steps);
+    let cluster = Cluster::new(client, false);
+    let mut out = Vec::new();
+    let p = up::preflight(&cluster, &mut out).await.unwrap();
+    let log = finish(server).await;
+    assert_eq!(
+        log[7].params().get("labelSelector").map(String::as_str),
+        Some("app=istiod")
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(p.flux.as_deref(), Some("v2.9.0"));
+    assert_eq!(
+        p.istio.as_deref(),
+        Some("1.30.3, from the app=istiod image")
+    );
+    assert_eq!(p.flagger, None);
+    assert!(
+        text.contains("preflight: Flux: installed (v2.9.0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("preflight: Istio: installed (1.30.3, from the app=istiod image)"),
+        "{text}"
+    );
+    assert!(text.contains("preflight: Flagger: not installed"), "{text}");
+    assert!(
+        text.contains(
+            "preflight: load balancer: yes (istio-ingress/istio-ingressgateway has 172.18.255.200)"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        up::image_tag("ghcr.io/fluxcd/source-controller:v1.7.0@sha256:ab"),
+        Some("v1.7.0".into())
+    );
+    assert_eq!(up::image_tag("localhost:5000/istio/pilot"), None);
+}
+
 #[test]
 fn ssh_remotes_become_https_for_flux() {
     assert_eq!(

@@ -438,6 +438,34 @@ pub const PRODUCT_CRDS: &[(&str, &str)] = &[
     ("Flagger", "canaries.flagger.app"),
 ];
 
+/// Where each product's controller runs: a label selector over all namespaces.
+pub const PRODUCT_CONTROLLERS: &[(&str, &str)] = &[
+    ("Flux", "app=source-controller"),
+    ("Istio", "app=istiod"),
+    ("Flagger", "app.kubernetes.io/name=flagger"),
+];
+
+/// The tag of the product's controller image, e.g. `1.30.3` from `docker.io/istio/pilot:1.30.3`.
+pub fn image_tag(image: &str) -> Option<String> {
+    let image = image.split('@').next().unwrap_or(image);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split_once(':').map(|(_, t)| t.to_string())
+}
+
+async fn controller_version(cluster: &Cluster, product: &str) -> Option<String> {
+    let selector = PRODUCT_CONTROLLERS.iter().find(|(p, _)| *p == product)?.1;
+    let deployments = cluster
+        .list("apps/v1", "Deployment", None, Some(selector))
+        .await
+        .ok()?;
+    let image = deployments
+        .first()?
+        .pointer("/spec/template/spec/containers/0/image")?
+        .as_str()?
+        .to_string();
+    image_tag(&image).map(|t| format!("{t}, from the {selector} image"))
+}
+
 pub async fn preflight(cluster: &Cluster, out: &mut impl Write) -> Result<Preflight> {
     let mut p = Preflight::default();
     let v = cluster
@@ -502,13 +530,22 @@ pub async fn preflight(cluster: &Cluster, out: &mut impl Write) -> Result<Prefli
             .get_opt(crd)
             .await
             .with_context(|| format!("reading CRD {crd}"))?;
-        let status = found.map(|c| {
-            c.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("app.kubernetes.io/version").cloned())
-                .unwrap_or_else(|| "version unknown".into())
-        });
+        let status = match found {
+            None => None,
+            Some(c) => {
+                let label = c
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("app.kubernetes.io/version").cloned());
+                Some(match label {
+                    Some(v) => v,
+                    None => controller_version(cluster, product)
+                        .await
+                        .unwrap_or_else(|| "version unknown".into()),
+                })
+            }
+        };
         writeln!(
             out,
             "preflight: {product}: {}",
