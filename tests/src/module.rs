@@ -89,6 +89,57 @@ pub fn module_path(var: &str, default_file: &str) -> PathBuf {
     }
 }
 
+/// The newest modification time under `dir` (files only, recursively).
+fn newest_under(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_under(&path)
+        } else {
+            entry.metadata().ok()?.modified().ok().map(|t| (t, path))
+        };
+        if let Some(c) = candidate
+            && newest.as_ref().is_none_or(|n| c.0 > n.0)
+        {
+            newest = Some(c);
+        }
+    }
+    newest
+}
+
+/// Refuses a module older than the filter's sources: the tests must run the
+/// code that is checked out, never a stale build.
+fn check_fresh(module: &Path, make: &str) -> Result<(), String> {
+    let filter = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("filter");
+    let Ok(built) = std::fs::metadata(module).and_then(|m| m.modified()) else {
+        return Ok(());
+    };
+    let sources = [filter.join("src"), filter.join("Cargo.toml")];
+    for source in sources {
+        let newest = if source.is_dir() {
+            newest_under(&source)
+        } else {
+            std::fs::metadata(&source)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, source.clone()))
+        };
+        if let Some((time, path)) = newest
+            && time > built
+        {
+            return Err(format!(
+                "the filter module {} is older than {}: run `{make}` (or `make test`) to rebuild it",
+                module.display(),
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn cached(
     cell: &'static OnceLock<Result<Module, String>>,
     var: &str,
@@ -104,6 +155,7 @@ fn cached(
                 path.display()
             ));
         }
+        check_fresh(&path, make)?;
         Module::from_file(&path).map_err(|e| e.to_string())
     });
     match compiled {
