@@ -126,7 +126,8 @@ pub struct Resolved {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Created,
-    Configured,
+    /// Changed, with the paths of what changed (e.g. `spec.url`).
+    Configured(Vec<String>),
     Unchanged,
     /// Dry run only: the kind is not served yet (its CRD is applied earlier in the plan).
     KindPending,
@@ -136,7 +137,10 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Outcome::Created => "created",
-            Outcome::Configured => "configured",
+            Outcome::Configured(paths) if !paths.is_empty() => {
+                return write!(f, "configured ({})", paths.join(", "));
+            }
+            Outcome::Configured(_) => "configured",
             Outcome::Unchanged => "unchanged",
             Outcome::KindPending => "created (kind served once its CRD is established)",
         })
@@ -588,7 +592,9 @@ impl Cluster {
         Ok(match before {
             None => Outcome::Created,
             Some(b) if comparable(&b) == comparable(&after) => Outcome::Unchanged,
-            Some(_) => Outcome::Configured,
+            Some(b) => {
+                Outcome::Configured(changed_paths(&comparable(&b), &comparable(&after), "", 3))
+            }
         })
     }
 
@@ -761,6 +767,38 @@ pub fn exit_code(st: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) ->
         .unwrap_or(1)
 }
 
+/// Dotted paths where `a` and `b` differ, descending into objects at most `depth` levels.
+pub fn changed_paths(a: &Value, b: &Value, prefix: &str, depth: usize) -> Vec<String> {
+    if a == b {
+        return Vec::new();
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) if depth > 0 => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    changed_paths(
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        &path,
+                        depth - 1,
+                    )
+                })
+                .collect()
+        }
+        _ => vec![if prefix.is_empty() {
+            "(object)".to_string()
+        } else {
+            prefix.to_string()
+        }],
+    }
+}
+
 /// An object without the fields the server changes on every write, for "unchanged" detection.
 fn comparable(obj: &Value) -> Value {
     let mut o = obj.clone();
@@ -841,6 +879,22 @@ mod tests {
         ));
         assert_eq!(evaluate(Check::Gone, None), Progress::Done);
         assert!(matches!(evaluate(Check::Ready, None), Progress::Waiting(_)));
+    }
+
+    #[test]
+    fn changed_paths_name_what_changed() {
+        let a = json!({"spec": {"url": "a", "ref": {"branch": "main"}, "interval": "1m"}, "metadata": {"labels": {"x": "1"}}});
+        let b = json!({"spec": {"url": "b", "ref": {"branch": "dev"}, "interval": "1m"}, "metadata": {"labels": {"x": "1", "y": "2"}}});
+        assert_eq!(
+            changed_paths(&a, &b, "", 3),
+            ["metadata.labels.y", "spec.ref.branch", "spec.url"]
+        );
+        assert_eq!(changed_paths(&a, &b, "", 1), ["metadata", "spec"]);
+        assert!(changed_paths(&a, &a, "", 3).is_empty());
+        assert_eq!(
+            Outcome::Configured(vec!["spec.url".into()]).to_string(),
+            "configured (spec.url)"
+        );
     }
 
     #[test]

@@ -168,7 +168,15 @@ async fn dry_run_prints_the_full_plan_in_stage_order_and_writes_nothing() {
             "/apis/apps/v1",
             resources("apps/v1", &[("Deployment", "deployments", true)]),
         ),
-        not_found("/apis/apps/v1/namespaces/flux-system/deployments/kustomize-controller"),
+        // An older controller is there: the dry run says what would change.
+        get("/apis/apps/v1/namespaces/flux-system/deployments/kustomize-controller", {
+            let mut old = deployment("flux-system", "kustomize-controller");
+            old["spec"]["template"]["spec"]["containers"] = json!([{"name": "manager", "image": "ghcr.io/fluxcd/kustomize-controller:v1.0.0"}]);
+            old["metadata"]["resourceVersion"] = json!("41");
+            old["metadata"]["managedFields"] = json!([{"manager": "kubectl"}]);
+            old["status"] = json!({"replicas": 1});
+            old
+        }),
         apply("/apis/apps/v1/namespaces/flux-system/deployments/kustomize-controller"),
         not_found("/apis/source.toolkit.fluxcd.io/v1"),
         not_found("/apis/kustomize.toolkit.fluxcd.io/v1"),
@@ -239,7 +247,7 @@ async fn dry_run_prints_the_full_plan_in_stage_order_and_writes_nothing() {
         "  would be created: Namespace/flux-system",
         "  would be unchanged: Namespace/demo (existed before: stays yours, `down` keeps it)",
         "[3/11] Flux controllers",
-        "  would be created: Deployment/flux-system/kustomize-controller",
+        "  would be configured (spec.template.spec): Deployment/flux-system/kustomize-controller",
         "  would wait for Deployment/flux-system/kustomize-controller (Workload",
         "[4/11] Flux sources",
         "  would be created (kind served once its CRD is established): GitRepository/flux-system/istio-demo",

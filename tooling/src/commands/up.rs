@@ -49,7 +49,7 @@ pub struct UpArgs {
     /// Server-side dry run: print the plan and what would change; write nothing, wait for nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Timeout of every wait stage (e.g. 90s, 10m); default: each stage's own (2m to 15m).
+    /// Timeout of every wait stage (e.g. 90s, 10m); default: each stage's own (1m to 15m).
     #[arg(long, value_name = "DURATION", value_parser = cluster::parse_duration)]
     pub timeout: Option<Duration>,
     /// Flux's install.yaml from a local file (clusters without internet access).
