@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Longest a command run by exec may take.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The one field manager every write uses.
 pub const FIELD_MANAGER: &str = "istio-demo";
 /// Label put on namespaces `up` creates; `down` deletes only namespaces carrying it.
@@ -681,10 +684,20 @@ impl Cluster {
                 )
                 .await
             {
-                Ok(o) => o,
-                Err(e) => break fail(format!("cannot read it: {e:#}"), None),
+                Ok(o) => Ok(o),
+                // A forbidden read will not get better; anything else (a restarting API server,
+                // a timeout) is retried until the deadline.
+                Err(e) if format!("{e:#}").contains("Forbidden") => {
+                    break fail(format!("cannot read it: {e:#}"), None);
+                }
+                Err(e) => Err(format!("cannot read it: {e:#}")),
             };
-            match evaluate(target.check, obj.as_ref()) {
+            let progress = match &obj {
+                Ok(o) => evaluate(target.check, o.as_ref()),
+                Err(e) => Progress::Waiting(e.clone()),
+            };
+            let obj = obj.ok().flatten();
+            match progress {
                 Progress::Done => return Ok(()),
                 Progress::Failed(why) => break fail(why, obj.as_ref()),
                 Progress::Waiting(why) => {
@@ -705,8 +718,30 @@ impl Cluster {
         Err(failure)
     }
 
-    /// Runs `command` in `container` of `pod` (the container is always named).
+    /// Runs `command` in `container` of `pod` (the container is always named); gives up after
+    /// [`EXEC_TIMEOUT`].
     pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+    ) -> Result<ExecOutput> {
+        match tokio::time::timeout(
+            EXEC_TIMEOUT,
+            self.exec_unbounded(namespace, pod, container, command),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => bail!(
+                "exec in {namespace}/{pod} container {container}: no answer within {}s",
+                EXEC_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
+    async fn exec_unbounded(
         &self,
         namespace: &str,
         pod: &str,

@@ -744,3 +744,38 @@ fn plan_of_the_repository_manifests() {
         ids(10)
     );
 }
+
+#[tokio::test]
+async fn a_wait_rides_out_a_transient_api_error() {
+    let (client, handle) = mock();
+    let path = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps";
+    let server = serve(
+        handle,
+        vec![
+            get(
+                "/apis/kustomize.toolkit.fluxcd.io/v1",
+                resources(
+                    "kustomize.toolkit.fluxcd.io/v1",
+                    &[("Kustomization", "kustomizations", true)],
+                ),
+            ),
+            step(
+                "GET",
+                path,
+                503,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "etcd leader changed"}),
+            ),
+            get(
+                path,
+                json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                       "metadata": {"name": "apps", "namespace": "flux-system", "generation": 1},
+                       "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}}),
+            ),
+        ],
+    );
+    let mut cluster = Cluster::new(client, false);
+    cluster.poll = Duration::from_millis(1);
+    let t = Target::of(&kustomization("apps", "./apps"), Check::Ready);
+    cluster.wait(&t, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(finish(server).await.len(), 3);
+}
