@@ -76,6 +76,7 @@ fn probe_module() -> Module {
     let o_now = out("now");
     let o_status = out("status");
     let o_code_resp = out("code_in_response");
+    let o_id_resp = out("request_id_in_response");
     let o_code_log = out("code_at_log");
     let o_log_pairs = out("log_pairs");
     let o_duration = out("duration");
@@ -144,6 +145,7 @@ fn probe_module() -> Module {
     (if (i32.eqz (call $hv (i32.const 2) {status})) (then (call $save {o_status})))
     (drop (call $hv (i32.const 0) {path}))
     (if (i32.eqz (call $prop {p_code})) (then (call $save {o_code_resp})))
+    (if (i32.eqz (call $prop {p_id})) (then (call $save {o_id_resp})))
     (i32.const 0))
   (func (export "proxy_on_log") (param i32)
     (if (i32.eqz (call $prop {p_code})) (then (call $save {o_code_log})))
@@ -395,6 +397,26 @@ fn properties_use_envoy_byte_encodings() {
     assert_eq!(
         r.filter_state("wasm.out.now"),
         Some(&DEFAULT_START_TIME_NS.to_le_bytes()[..])
+    );
+}
+
+#[test]
+fn request_attributes_from_headers_follow_the_header_map_lifetime() {
+    let mut host = configured();
+    let mut plugin = host.plugin().unwrap();
+    // Continued: Envoy has dropped request_headers_, so request.id is gone by the response.
+    let r = plugin.request().request_id("rid-7").send();
+    assert_eq!(r.filter_state("wasm.out.request_id"), Some(&b"rid-7"[..]));
+    assert!(r.filter_state("wasm.out.request_id_in_response").is_none());
+    // Stopped (local reply): the request map is still there on the response path.
+    let r = plugin
+        .request()
+        .request_id("rid-8")
+        .header("x-local", "1")
+        .send();
+    assert_eq!(
+        r.filter_state("wasm.out.request_id_in_response"),
+        Some(&b"rid-8"[..])
     );
 }
 
