@@ -28,27 +28,35 @@ cluster.outbound|8000||httpbin.demo.svc.cluster.local.upstream_rq_retry_success:
 cluster.outbound|8000||httpbin.demo.svc.cluster.local.upstream_rq_pending_overflow: 7
 cluster.outbound|8000|primary|httpbin.demo.svc.cluster.local.upstream_rq_pending_overflow: 1
 cluster.outbound|80||grafana.monitoring.svc.cluster.local.upstream_rq_retry: 40
+cluster.outbound|8000||httpbin-primary.demo.svc.cluster.local.upstream_rq_retry: 3
+cluster.outbound|8000||httpbin-primary-x.demo.svc.cluster.local.upstream_rq_retry: 100
 cluster_manager.cds.update_success: 12
 ";
 
 #[test]
 fn envoy_stats() {
-    let host = "httpbin.demo.svc.cluster.local";
+    let hosts = verify::canary_hosts("httpbin.demo.svc.cluster.local");
     assert_eq!(
-        verify::parse_stat(STATS, host, "upstream_rq_retry"),
-        Some(2),
-        "other services and other counters are not counted"
+        hosts,
+        [
+            "httpbin.demo.svc.cluster.local",
+            "httpbin-primary.demo.svc.cluster.local",
+            "httpbin-canary.demo.svc.cluster.local"
+        ]
     );
     assert_eq!(
-        verify::parse_stat(STATS, host, "upstream_rq_pending_overflow"),
+        verify::parse_stat(STATS, &hosts, "upstream_rq_retry"),
+        Some(5),
+        "httpbin and its primary add up; other services and other counters are not counted"
+    );
+    assert_eq!(
+        verify::parse_stat(STATS, &hosts, "upstream_rq_pending_overflow"),
         Some(8),
         "subsets add up"
     );
-    assert_eq!(verify::parse_stat(STATS, host, "upstream_cx_total"), None);
-    assert_eq!(
-        verify::parse_stat(STATS, "sleep.demo.svc.cluster.local", "upstream_rq_retry"),
-        None
-    );
+    assert_eq!(verify::parse_stat(STATS, &hosts, "upstream_cx_total"), None);
+    let sleep = verify::canary_hosts("sleep.demo.svc.cluster.local");
+    assert_eq!(verify::parse_stat(STATS, &sleep, "upstream_rq_retry"), None);
 }
 
 #[test]

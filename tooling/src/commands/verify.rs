@@ -100,9 +100,21 @@ pub fn parse_code_time(stdout: &str) -> Option<(u16, f64)> {
     Some((code, time))
 }
 
-/// Sum of an Envoy counter over the httpbin clusters in `pilot-agent request GET stats` output,
-/// e.g. `cluster.outbound|8000||httpbin.demo.svc.cluster.local.upstream_rq_retry: 3`.
-pub fn parse_stat(stats: &str, host: &str, counter: &str) -> Option<u64> {
+/// The Envoy cluster hosts of a canaried service: Flagger routes `httpbin` to `httpbin-primary`
+/// and `httpbin-canary`, so the counters live on those clusters.
+pub fn canary_hosts(host: &str) -> Vec<String> {
+    let (name, domain) = host.split_once('.').unwrap_or((host, ""));
+    let dot = if domain.is_empty() { "" } else { "." };
+    vec![
+        host.to_string(),
+        format!("{name}-primary{dot}{domain}"),
+        format!("{name}-canary{dot}{domain}"),
+    ]
+}
+
+/// Sum of an Envoy counter over the clusters of `hosts` in `pilot-agent request GET stats` output,
+/// e.g. `cluster.outbound|8000||httpbin-primary.demo.svc.cluster.local.upstream_rq_retry: 3`.
+pub fn parse_stat(stats: &str, hosts: &[String], counter: &str) -> Option<u64> {
     let suffix = format!(".{counter}");
     let mut found = None;
     for line in stats.lines() {
@@ -116,7 +128,9 @@ pub fn parse_stat(stats: &str, host: &str, counter: &str) -> Option<u64> {
         let Some(h) = rest.splitn(3, '|').nth(2) else {
             continue;
         };
-        if h.strip_suffix(&suffix) == Some(host) {
+        if h.strip_suffix(&suffix)
+            .is_some_and(|h| hosts.iter().any(|x| x == h))
+        {
             let v: u64 = value.trim().parse().ok()?;
             *found.get_or_insert(0) += v;
         }
@@ -400,6 +414,9 @@ impl Ctx<'_> {
             )
         })
     }
+    fn hosts(&self) -> Vec<String> {
+        canary_hosts(&self.host())
+    }
     fn host(&self) -> String {
         let h = self.args.url.split("://").nth(1).unwrap_or(&self.args.url);
         let h = h.split(['/', ':']).next().unwrap_or(h);
@@ -503,9 +520,9 @@ pub async fn timeout(ctx: &Ctx<'_>) -> Outcome {
 
 pub async fn retries(ctx: &Ctx<'_>) -> Outcome {
     let mut o = Outcome::new("retries on 500");
-    let host = ctx.host();
+    let hosts = ctx.hosts();
     let before = match ctx.proxy_stats(&ctx.pods.sleep).await {
-        Ok(s) => parse_stat(&s, &host, "upstream_rq_retry").unwrap_or(0),
+        Ok(s) => parse_stat(&s, &hosts, "upstream_rq_retry").unwrap_or(0),
         Err(e) => {
             return Outcome::fail(o.name, format!("reading the sleep sidecar's stats: {e:#}"));
         }
@@ -519,7 +536,7 @@ pub async fn retries(ctx: &Ctx<'_>) -> Outcome {
     }
     match ctx.proxy_stats(&ctx.pods.sleep).await {
         Ok(s) => {
-            let after = parse_stat(&s, &host, "upstream_rq_retry").unwrap_or(0);
+            let after = parse_stat(&s, &hosts, "upstream_rq_retry").unwrap_or(0);
             o.check(
                 after > before,
                 format!("upstream_rq_retry {before} -> {after} (want it to grow)"),
@@ -569,7 +586,8 @@ pub async fn circuit_breaking(ctx: &Ctx<'_>) -> Outcome {
     }
     match ctx.proxy_stats(&fortio).await {
         Ok(s) => {
-            let overflow = parse_stat(&s, &ctx.host(), "upstream_rq_pending_overflow").unwrap_or(0);
+            let overflow =
+                parse_stat(&s, &ctx.hosts(), "upstream_rq_pending_overflow").unwrap_or(0);
             o.check(
                 overflow > 0,
                 format!("fortio sidecar upstream_rq_pending_overflow {overflow} (want > 0)"),
