@@ -962,3 +962,26 @@ fn each_authorization_stage_keeps_its_own_policy_and_never_locks_out_gateway_or_
         "stages 2-4 must have distinct names: {own:?}"
     );
 }
+
+#[test]
+fn a_tcp_connection_pool_in_the_canary_is_caught() {
+    // Flagger 1.44's Canary has only `http` connection-pool limits; the API server would silently
+    // prune `tcp`, leaving a circuit breaker that never trips. validate makes it an error.
+    let c = Copy::of(&["flagger"]);
+    c.edit(
+        "flagger/canary.yaml",
+        "      connectionPool:\n        http:\n",
+        "      connectionPool:\n        tcp:\n          maxConnections: 1\n        http:\n",
+    );
+    let (code, out) = c.validate(&["flagger"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[schema]",
+            "Canary/demo/httpbin",
+            "spec.service.trafficPolicy.connectionPool",
+            "'tcp' was unexpected",
+        ],
+    );
+}
