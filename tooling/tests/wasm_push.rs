@@ -1,7 +1,9 @@
 //! `istio-demo wasm push` end to end against a real registry on loopback: Debian's
 //! `docker-registry` (distribution 2.8), started by each test on 127.0.0.1 and a free port, with
 //! filesystem storage in a temporary directory. The image is pulled back over HTTP and checked:
-//! media types, digests and the layer's `plugin.wasm`.
+//! media types, digests and the layer's `plugin.wasm`. Auth is checked three ways: none, basic
+//! (htpasswd) and bearer tokens (the registry's token auth, with a static token endpoint on
+//! loopback issuing an RS256 JWT signed by a throwaway openssl key).
 
 use base64::Engine;
 use serde_json::Value;
@@ -58,23 +60,26 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts the registry; with `htpasswd`, basic auth is required for user `alice`.
-fn start_registry(htpasswd_password: Option<&str>) -> Registry {
+/// Basic auth for user `alice` with this password (htpasswd, bcrypt).
+fn htpasswd(password: &str) -> impl FnOnce(&Path) -> String {
+    move |dir| {
+        let hash = bcrypt::hash(password, 5).unwrap();
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, format!("alice:{hash}\n")).unwrap();
+        format!(
+            "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+            file.display()
+        )
+    }
+}
+
+/// Starts the registry; `auth` writes what it needs in the registry's directory and returns the
+/// `auth:` section of its configuration.
+fn start_registry(auth: impl FnOnce(&Path) -> String) -> Registry {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let auth = match htpasswd_password {
-        Some(pw) => {
-            let hash = bcrypt::hash(pw, 5).unwrap();
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, format!("alice:{hash}\n")).unwrap();
-            format!(
-                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                file.display()
-            )
-        }
-        None => String::new(),
-    };
+    let auth = auth(dir.path());
     let config = format!(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{auth}",
         dir.path().join("data").display()
@@ -294,7 +299,7 @@ fn check_image(addr: &str, repo: &str, tag: &str, wasm: &[u8], auth: Option<&str
 
 #[test]
 fn push_to_a_local_registry_and_pull_it_back() {
-    let reg = start_registry(None);
+    let reg = start_registry(|_| String::new());
     let work = tempfile::tempdir().unwrap();
     let (wasm_path, wasm) = module(work.path());
     let reference = format!("{}/rfma/filter:test", reg.addr);
@@ -337,7 +342,7 @@ fn push_to_a_local_registry_and_pull_it_back() {
 
 #[test]
 fn push_uses_docker_config_basic_auth() {
-    let reg = start_registry(Some("wonderland"));
+    let reg = start_registry(htpasswd("wonderland"));
     let work = tempfile::tempdir().unwrap();
     let (wasm_path, wasm) = module(work.path());
     let reference = format!("{}/rfma/filter:auth", reg.addr);
@@ -388,7 +393,7 @@ fn push_uses_docker_config_basic_auth() {
 
 #[test]
 fn push_errors_are_clear_and_change_nothing() {
-    let reg = start_registry(None);
+    let reg = start_registry(|_| String::new());
     let work = tempfile::tempdir().unwrap();
     let (wasm_path, _) = module(work.path());
 
@@ -445,5 +450,166 @@ fn push_errors_are_clear_and_change_nothing() {
     assert_eq!(
         status, 404,
         "the repository must not exist after failed pushes"
+    );
+}
+
+fn b64url(data: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+fn openssl(args: &[&str], dir: &Path) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A registry token (RS256 JWT with the issuer's certificate in `x5c`) granting pull and push on
+/// `repository`, as a token service issues them.
+fn registry_jwt(dir: &Path, repository: &str) -> String {
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "issuer.key",
+            "-out",
+            "issuer.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-issuer",
+        ],
+        dir,
+    );
+    let der = openssl(&["x509", "-in", "issuer.pem", "-outform", "DER"], dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [base64::engine::general_purpose::STANDARD.encode(der)]});
+    let claims = serde_json::json!({
+        "iss": "test-issuer", "sub": "alice", "aud": "test-registry", "jti": "istio-demo-test",
+        "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+        "access": [{"type": "repository", "name": repository, "actions": ["pull", "push"]}],
+    });
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    std::fs::write(dir.join("input"), &input).unwrap();
+    let sig = openssl(&["dgst", "-sha256", "-sign", "issuer.key", "input"], dir);
+    format!("{input}.{}", b64url(&sig))
+}
+
+/// What the token endpoint saw: each request's first line and Authorization header.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A token endpoint on loopback answering every request with `token`, recording each request's
+/// first line and Authorization header. Stops after `max` requests.
+fn token_endpoint(token: String, max: usize) -> (String, Seen) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut auth = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line
+                    .strip_prefix("Authorization: ")
+                    .or_else(|| line.strip_prefix("authorization: "))
+                {
+                    auth = v.trim().to_string();
+                }
+            }
+            log.lock().unwrap().push((first.trim().to_string(), auth));
+            let body = serde_json::json!({"token": token, "expires_in": 3600}).to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn push_answers_a_bearer_token_challenge() {
+    let work = tempfile::tempdir().unwrap();
+    let jwt = registry_jwt(work.path(), "rfma/filter");
+    let (realm, seen) = token_endpoint(jwt.clone(), 8);
+    let cert = work.path().join("issuer.pem");
+    let reg = start_registry(|_| {
+        format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+            cert.display()
+        )
+    });
+    let (wasm_path, wasm) = module(work.path());
+    let b64 = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    std::fs::write(
+        work.path().join("config.json"),
+        format!(r#"{{"auths": {{"{}": {{"auth": "{b64}"}}}}}}"#, reg.addr),
+    )
+    .unwrap();
+
+    let out = push(
+        &format!("{}/rfma/filter:bearer", reg.addr),
+        &wasm_path,
+        work.path(),
+        &["--insecure"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = stdout_field(&out, "digest:");
+
+    // The token was asked for with the Docker config's credentials, for this repository and service.
+    let requests = seen.lock().unwrap().clone();
+    assert!(!requests.is_empty(), "the token endpoint was never asked");
+    let (line, auth) = &requests[0];
+    assert!(line.starts_with("GET /token?"), "{line}");
+    assert!(
+        line.contains("scope=repository%3Arfma%2Ffilter%3Apull%2Cpush"),
+        "{line}"
+    );
+    assert!(line.contains("service=test-registry"), "{line}");
+    assert_eq!(auth, &format!("Basic {b64}"));
+
+    // The registry really enforces the token.
+    let (status, _, _) = get(
+        &format!("http://{}/v2/rfma/filter/manifests/bearer", reg.addr),
+        "*/*",
+        None,
+    );
+    assert_eq!(status, 401);
+    let bearer = format!("Bearer {jwt}");
+    assert_eq!(
+        check_image(&reg.addr, "rfma/filter", "bearer", &wasm, Some(&bearer)),
+        digest
     );
 }
