@@ -985,3 +985,25 @@ fn a_tcp_connection_pool_in_the_canary_is_caught() {
         ],
     );
 }
+
+#[test]
+fn retries_that_skip_a_500_are_caught() {
+    // gateway-error covers 502-504 only: a 500 would still never be retried.
+    let c = Copy::of(&["flagger"]);
+    c.edit(
+        "flagger/canary.yaml",
+        "retryOn: \"5xx,connect-failure,reset\"",
+        "retryOn: \"gateway-error,connect-failure\"",
+    );
+    let (code, out) = c.validate(&["flagger"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[retry-on]",
+            "Canary/demo/httpbin",
+            "spec.service.retries.retryOn",
+            "never retry a 500",
+        ],
+    );
+}

@@ -207,11 +207,7 @@ fn check_retries(m: &Manifest, path: &str, retries: Option<&Value>, out: &mut Ve
     let Some(retries) = retries else { return };
     let attempts = retries.get("attempts").and_then(Value::as_i64).unwrap_or(0);
     let retry_on = retries.get("retryOn").and_then(Value::as_str).unwrap_or("");
-    if attempts > 0
-        && !retry_on
-            .split(',')
-            .any(|c| c.trim() == "5xx" || c.trim() == "gateway-error")
-    {
+    if attempts > 0 && !retry_on.split(',').any(|c| c.trim() == "5xx") {
         out.push(Finding::error(
             "retry-on",
             m,
