@@ -193,6 +193,7 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
 
 /// The declared objects `status` shows, in the order they are deployed.
 pub fn declared(flux_dir: &[Value], synced: &[Synced]) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
     flux_dir
         .iter()
         .chain(synced.iter().flat_map(|s| &s.objects))
@@ -202,6 +203,14 @@ pub fn declared(flux_dir: &[Value], synced: &[Synced]) -> Vec<Value> {
                 o["apiVersion"].as_str().unwrap_or_default(),
             )
             .is_some()
+        })
+        // flux/ syncs itself too: show each object once.
+        .filter(|o| {
+            seen.insert(format!(
+                "{}/{}",
+                o["apiVersion"].as_str().unwrap_or_default(),
+                cluster::object_id(o)
+            ))
         })
         .cloned()
         .collect()
