@@ -10,6 +10,11 @@ use std::fmt;
 
 pub const DEFAULT_HEADER: &str = "x-rfma-token";
 pub const MAX_TOKENS: usize = 1024;
+/// Headers the filter reads for the access record and the deny reply. As the token header,
+/// the gate would never see the token in one of them, while the record and the deny body
+/// would carry it.
+pub const RESERVED_HEADERS: [&str; 4] =
+    ["x-request-id", "user-agent", "traceparent", "x-b3-traceid"];
 const MAX_NAME_LEN: usize = 63;
 const MAX_HEADER_NAME_LEN: usize = 128;
 const MAX_METHOD_LEN: usize = 32;
@@ -272,7 +277,16 @@ fn header_name(path: &str, value: &Value) -> Result<String, ConfigError> {
             ),
         ));
     }
-    Ok(name.to_ascii_lowercase())
+    let name = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&name.as_str()) {
+        return Err(error(
+            path,
+            format!(
+                "{name} is read for the access record and the deny reply; choose another header"
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 fn token_list(
@@ -676,6 +690,15 @@ mod tests {
             (t(r#","header":"x token""#), "header: expected an HTTP header name (1-128 token characters, no pseudo-header)"),
             (t(r#","header":":path""#), "header: expected an HTTP header name (1-128 token characters, no pseudo-header)"),
             (t(r#","header":"""#), "header: expected an HTTP header name (1-128 token characters, no pseudo-header)"),
+            // Found writing the fuzz targets: a token sent in x-request-id was echoed in the deny body.
+            (
+                t(r#","header":"X-Request-Id""#),
+                "header: x-request-id is read for the access record and the deny reply; choose another header",
+            ),
+            (
+                t(r#","header":"user-agent""#),
+                "header: user-agent is read for the access record and the deny reply; choose another header",
+            ),
             (t(r#","bypass":{}"#), "bypass: expected an array, got an object"),
             (t(r#","bypass":[{"methods":["GET"]}]"#), "bypass[0].path_prefix: required"),
             (t(r#","bypass":[{"path_prefix":"status/"}]"#), "bypass[0].path_prefix: must start with \"/\""),

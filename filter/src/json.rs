@@ -294,8 +294,9 @@ impl Reader<'_> {
             if !(0xdc00..0xe000).contains(&second) {
                 return Err(self.error("unpaired surrogate in \\u escape"));
             }
-            // Both halves were range-checked above, so this cannot overflow.
-            0x10000 | ((first & 0x3ff) << 10) | (second & 0x3ff)
+            // Both halves were range-checked above, so this cannot overflow. An addition, not
+            // an OR: the high half's bits reach bit 16 from U+20000 on (found by fuzzing).
+            0x10000u32.saturating_add(((first & 0x3ff) << 10) | (second & 0x3ff))
         } else {
             first
         };
@@ -331,6 +332,26 @@ mod tests {
     fn decodes_escapes_and_surrogate_pairs() {
         let v = parse(br#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#).unwrap();
         assert_eq!(v, Value::String("a\"\\/\u{8}\u{c}\n\r\té😀".to_owned()));
+    }
+
+    #[test]
+    fn decodes_surrogate_pairs_across_the_whole_astral_range() {
+        for c in [
+            '\u{10000}',
+            '\u{1f600}',
+            '\u{20000}',
+            '\u{afbef}',
+            '\u{10ffff}',
+        ] {
+            let mut units = [0u16; 2];
+            let escaped: String = c
+                .encode_utf16(&mut units)
+                .iter()
+                .map(|u| format!("\\u{u:04x}"))
+                .collect();
+            let v = parse(format!("\"{escaped}\"").as_bytes()).unwrap();
+            assert_eq!(v, Value::String(c.to_string()), "{escaped}");
+        }
     }
 
     #[test]

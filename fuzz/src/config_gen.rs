@@ -110,6 +110,10 @@ const HEADERS: &[&str] = &[
     "x token",
     "x-\u{e9}",
     "a!#$%&'*+-.^_`|~0",
+    "X-Request-Id",
+    "user-agent",
+    "traceparent",
+    "x-b3-traceid",
 ];
 const NAMES: &[&str] = &[
     "sleep", "legacy", "a", "t-1.x_y", "A", "", "sleep ", "n\u{e9}",

@@ -136,7 +136,13 @@ pub fn expect(root: &J) -> Result<ExpectedPolicy, Vec<String>> {
 
     let header = match lookup(top, "header") {
         None => "x-rfma-token".to_owned(),
-        Some(J::Str(h)) if (1..=128).contains(&h.len()) && h.chars().all(is_header_char) => {
+        // Not a header the record and the deny reply copy: the token would land there.
+        Some(J::Str(h))
+            if (1..=128).contains(&h.len())
+                && h.chars().all(is_header_char)
+                && !["x-request-id", "user-agent", "traceparent", "x-b3-traceid"]
+                    .contains(&h.to_lowercase().as_str()) =>
+        {
             h.to_lowercase()
         }
         Some(_) => {
