@@ -73,7 +73,7 @@ pub const STANDARD: [Variant; 5] = [
 ];
 
 /// Variants that split the filter's cost (`--profile`).
-pub const PROFILE: [Variant; 7] = [
+pub const PROFILE: [Variant; 8] = [
     Variant {
         key: "p1",
         label: "(p1) rfma, sink proxy_log + strip",
@@ -120,6 +120,11 @@ pub const PROFILE: [Variant; 7] = [
         key: "p7",
         label: "(p7) probe: empty + set_property 400 B",
         kind: Kind::Probe(Probe::SetProperty),
+    },
+    Variant {
+        key: "p8",
+        label: "(p8) probe: empty + 1 absent get_property",
+        kind: Kind::Probe(Probe::AbsentProperty),
     },
 ];
 
@@ -188,6 +193,8 @@ pub struct Setup {
     pub cores: Option<(usize, usize)>,
     /// Where run directories go (tmpfs when there is one: the access log costs no disk I/O).
     pub scratch: PathBuf,
+    /// Envoy's worker threads (each has its own Wasm VM).
+    pub workers: u32,
 }
 
 /// One measured run.
@@ -345,6 +352,7 @@ pub fn run_one(setup: &Setup, round: u32, sc: Scenario, v: Variant) -> Result<Ru
         &access_log,
         dir.path(),
         setup.cores.map(|c| c.0),
+        setup.workers,
     )?;
     let t = traffic(v.kind, sc.mix);
     let context = |e: String| format!("{} / {}: {e}", sc.key, v.label);

@@ -44,6 +44,10 @@ struct Args {
     /// Requests per soak batch (each batch is checked completely).
     #[arg(long, default_value_t = 50_000)]
     soak_batch: u64,
+    /// Rounds of the memory runs (a, the empty probe and d with one and with two workers;
+    /// 0: none).
+    #[arg(long, default_value_t = 3)]
+    memory_rounds: u32,
     /// Do not pin Envoy and the load generator to cores.
     #[arg(long)]
     no_pin: bool,
@@ -105,6 +109,7 @@ fn run(args: &Args) -> Result<(), String> {
         duration: Duration::from_secs(args.duration),
         cores,
         scratch: bench::default_scratch(),
+        workers: 1,
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let command = std::env::var("RFMA_BENCH_COMMAND").unwrap_or(command);
@@ -146,6 +151,32 @@ fn run(args: &Args) -> Result<(), String> {
         .collect();
     let rows = summary::summarise(&runs, &scenario_keys, &variant_keys, "a");
 
+    // Memory: what a further worker (a further Wasm VM) adds, apart from what the first costs.
+    let mem_variants = [STANDARD[0], PROFILE[3], STANDARD[3]];
+    let mut mem_samples = Vec::new();
+    let h1 = bench::scenario("h1-allowed")?;
+    for round in 1..=args.memory_rounds {
+        for workers in [1, 2] {
+            for v in mem_variants {
+                let s = Setup {
+                    workers,
+                    warmup: Duration::ZERO,
+                    duration: Duration::from_secs(1),
+                    ..setup.clone()
+                };
+                let r = bench::run_one(&s, round, h1, v)?;
+                eprintln!(
+                    "[memory {:>4.0}s] round {round} {workers} worker(s) {:<48} VmHWM {} KiB",
+                    started.elapsed().as_secs_f64(),
+                    v.label,
+                    r.vm_hwm_kib
+                );
+                mem_samples.push((workers, v.key, r.vm_hwm_kib));
+            }
+        }
+    }
+    let memory = summary::memory_rows(&mem_samples, &mem_variants.map(|v| v.key));
+
     let soak_reference = args.soak_batch;
     let soak = if args.soak_requests > 0 {
         let dir = bench::tempdir(&setup.scratch, "soak-")?;
@@ -186,6 +217,7 @@ fn run(args: &Args) -> Result<(), String> {
         scenarios: scenario_keys,
         runs: &runs,
         rows: &rows,
+        memory: &memory,
         load_before,
         load_after: machine::load_average(),
         soak: soak.as_ref(),

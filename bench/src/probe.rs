@@ -15,6 +15,9 @@ pub enum Probe {
     /// In `on_log`, sets a 400-byte filter state (`proxy_set_property`), as the filter's
     /// `filter_state` sink does.
     SetProperty,
+    /// In `on_log`, reads `connection.uri_san_peer_certificate`, which a plain-text
+    /// connection does not have, as the filter's record does for every request.
+    AbsentProperty,
 }
 
 /// Size of the value [`Probe::SetProperty`] writes: about one access record.
@@ -27,6 +30,7 @@ impl Probe {
             Probe::Headers => "empty + read header map",
             Probe::Properties => "empty + 3 get_property in on_log",
             Probe::SetProperty => "empty + set_property (400 B) in on_log",
+            Probe::AbsentProperty => "empty + 1 absent get_property in on_log",
         }
     }
 
@@ -45,6 +49,10 @@ impl Probe {
                 "",
                 "(drop (call $set_prop (i32.const 1024) (i32.const 15) (i32.const 2048) (i32.const 400)))",
             ),
+            Probe::AbsentProperty => (
+                "",
+                "(drop (call $get_prop (i32.const 1400) (i32.const 35) (i32.const 512) (i32.const 516)))",
+            ),
         };
         let record = format!("{{\"x\":\"{}\"}}", "r".repeat(RECORD_BYTES - 8));
         debug_assert_eq!(record.len(), RECORD_BYTES);
@@ -58,6 +66,7 @@ impl Probe {
   (data (i32.const 1100) "response\00code")
   (data (i32.const 1200) "request\00protocol")
   (data (i32.const 1300) "source\00address")
+  (data (i32.const 1400) "connection\00uri_san_peer_certificate")
   (data (i32.const 2048) "{record}")
   (func (export "proxy_abi_version_0_2_1"))
   ;; One scratch area for whatever the host hands over: each buffer is dropped unread
@@ -95,6 +104,7 @@ mod tests {
             Probe::Headers,
             Probe::Properties,
             Probe::SetProperty,
+            Probe::AbsentProperty,
         ] {
             let bytes = p.wasm().unwrap();
             assert_eq!(&bytes[..4], b"\0asm", "{p:?}");
@@ -107,5 +117,6 @@ mod tests {
         assert_eq!("request\0protocol".len(), 16);
         assert_eq!("source\0address".len(), 14);
         assert_eq!("rfma_access_log".len(), 15);
+        assert_eq!("connection\0uri_san_peer_certificate".len(), 35);
     }
 }

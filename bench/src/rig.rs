@@ -270,14 +270,15 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    /// Writes `bootstrap` to `dir`, starts Envoy with one worker (on `core` if given) and waits
-    /// until its admin API says it is ready and the listener is bound.
+    /// Writes `bootstrap` to `dir`, starts Envoy with `workers` worker threads (on `core` if
+    /// given) and waits until its admin API says it is ready and the listener is bound.
     pub fn start(
         envoy_bin: &Path,
         bootstrap: &Value,
         access_log: &Path,
         dir: &Path,
         core: Option<usize>,
+        workers: u32,
     ) -> Result<Envoy, String> {
         let config = dir.join("envoy.json");
         let text = serde_json::to_vec_pretty(bootstrap).map_err(|e| e.to_string())?;
@@ -287,7 +288,11 @@ impl Envoy {
         let mut cmd = pinned(core, envoy_bin);
         cmd.arg("--config-path")
             .arg(&config)
-            .args(["--concurrency", "1", "--disable-hot-restart"])
+            .args([
+                "--concurrency",
+                &workers.to_string(),
+                "--disable-hot-restart",
+            ])
             .args(["--file-flush-interval-msec", "200"])
             // Quiet, except the Wasm component: the `proxy_log` sink writes at info level.
             .args(["--log-level", "warn", "--component-log-level", "wasm:info"])

@@ -195,6 +195,7 @@ pub fn run(
         &access_log,
         dir,
         spec.cores.map(|c| c.0),
+        1,
     )?;
     let pid = envoy.pid();
     let started = Instant::now();

@@ -130,6 +130,51 @@ pub fn summarise(
     rows
 }
 
+/// Peak memory of one variant with one and with two workers (medians over rounds, KiB).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemRow {
+    pub variant: &'static str,
+    pub one_worker_kib: f64,
+    pub two_workers_kib: f64,
+}
+
+impl MemRow {
+    /// What each further worker adds.
+    pub fn per_worker_kib(&self) -> f64 {
+        self.two_workers_kib - self.one_worker_kib
+    }
+
+    pub fn to_json(self) -> Value {
+        json!({
+            "variant": self.variant,
+            "vm_hwm_kib_1_worker": self.one_worker_kib,
+            "vm_hwm_kib_2_workers": self.two_workers_kib,
+        })
+    }
+}
+
+/// Medians of `(workers, variant, VmHWM KiB)` samples, per variant in the order given.
+pub fn memory_rows(samples: &[(u32, &'static str, u64)], variants: &[&'static str]) -> Vec<MemRow> {
+    let m = |w: u32, v: &str| {
+        median(
+            &samples
+                .iter()
+                .filter(|s| s.0 == w && s.1 == v)
+                .map(|s| s.2 as f64)
+                .collect::<Vec<_>>(),
+        )
+    };
+    variants
+        .iter()
+        .map(|&v| MemRow {
+            variant: v,
+            one_worker_kib: m(1, v),
+            two_workers_kib: m(2, v),
+        })
+        .filter(|r| r.one_worker_kib.is_finite() && r.two_workers_kib.is_finite())
+        .collect()
+}
+
 /// In how many rounds `a`'s CPU per request was at most `b`'s.
 pub fn rounds_at_most(runs: &[Run], scenario: &str, a: &str, b: &str) -> (usize, usize) {
     let mut wins = 0;
@@ -174,6 +219,25 @@ mod tests {
             vm_hwm_kib: 1000,
             vm_rss_kib: 900,
         }
+    }
+
+    #[test]
+    fn memory_rows_take_medians_per_worker_count() {
+        let samples = [
+            (1, "a", 100),
+            (1, "a", 110),
+            (1, "a", 90),
+            (2, "a", 150),
+            (1, "d", 200),
+            (2, "d", 260),
+        ];
+        let rows = memory_rows(&samples, &["a", "d", "x"]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].one_worker_kib, rows[0].per_worker_kib()),
+            (100.0, 50.0)
+        );
+        assert_eq!(rows[1].per_worker_kib(), 60.0);
     }
 
     #[test]
