@@ -50,7 +50,8 @@ pub fn run_config(data: &[u8]) -> Result<(), String> {
                 "the error does not name a field and a problem: {e:?}"
             ));
         }
-        if line.contains(config_gen::SECRET_MARK) {
+        // Only generated configurations keep the marker to their token values.
+        if generated.is_some() && line.contains(config_gen::SECRET_MARK) {
             return Err(format!("the error shows a token value: {line:?}"));
         }
     }
