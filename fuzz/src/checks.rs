@@ -214,7 +214,12 @@ pub fn check_record(r: &AccessRecord<'_>, line: &str) -> Result<Value, String> {
                 .as_u64()
                 .filter(|p| *p <= 65_535)
                 .ok_or("bad source.port")?;
-            if !address.ends_with(&format!(":{port}")) {
+            // The port as written after the last colon may be spelt `080` or `+80`.
+            let written = address
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u64>().ok());
+            if written != Some(port) {
                 return Err(format!("source.port {port} is not from {address:?}"));
             }
         }
