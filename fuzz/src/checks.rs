@@ -282,6 +282,30 @@ impl Secrets {
         Secrets { pieces }
     }
 
+    /// A piece of a secret in any text of a JSON `document` (keys, strings, numbers, as a
+    /// reader sees them once escapes are decoded: escapes like `\u000e` are not text) that
+    /// none of `inputs` contains.
+    pub fn leak_in_json(&self, document: &str, inputs: &[&[u8]]) -> Option<String> {
+        fn texts(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::String(s) => out.push(s.clone()),
+                Value::Number(n) => out.push(n.to_string()),
+                Value::Array(items) => items.iter().for_each(|i| texts(i, out)),
+                Value::Object(m) => m.iter().for_each(|(k, v)| {
+                    out.push(k.clone());
+                    texts(v, out);
+                }),
+                _ => {}
+            }
+        }
+        let Ok(value) = serde_json::from_str::<Value>(document) else {
+            return self.leak(document.as_bytes(), inputs);
+        };
+        let mut all = Vec::new();
+        texts(&value, &mut all);
+        all.iter().find_map(|t| self.leak(t.as_bytes(), inputs))
+    }
+
     /// A piece of a secret in `output` that none of `inputs` (the data the output was
     /// legitimately built from, excluding the token header itself) contains.
     pub fn leak(&self, output: &[u8], inputs: &[&[u8]]) -> Option<String> {
@@ -397,6 +421,13 @@ mod tests {
             None
         );
         assert_eq!(s.leak(b"{\"a\":\"TokenAl\"}", &[]), None);
+        // An escape is not text: `\u000e` + `nAlpha7` must not read as `enAlpha7`.
+        let t = Secrets::new(["Zq9demoTokenAlpha7Hk2vX"]);
+        assert_eq!(t.leak_in_json(r#"{"a":"\u000enAlpha7"}"#, &[]), None);
+        assert_eq!(
+            t.leak_in_json(r#"{"a":"\u0065nAlpha7"}"#, &[]),
+            Some("enAlpha7".into())
+        );
         let digest = hex(&sha256(b"Zq9demoTokenAlpha7Hk2vX")).to_uppercase();
         assert!(s.leak(&digest.as_bytes()[20..30], &[]).is_some());
         check_deny_body(

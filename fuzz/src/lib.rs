@@ -254,7 +254,7 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
         Decision::Deny(reason) => {
             let body = response::deny_body(reason, view.request_id);
             check_deny_body(&body, reason.code(), view.request_id)?;
-            if let Some(piece) = secrets.leak(body.as_bytes(), &inputs) {
+            if let Some(piece) = secrets.leak_in_json(&body, &inputs) {
                 return Err(format!("the deny body leaks {piece:?}: {body}"));
             }
             u64::from(reason.status())
@@ -291,7 +291,7 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
     let mut line = String::new();
     record.write(&mut line);
     check_record(&record, &line)?;
-    if let Some(piece) = secrets.leak(line.as_bytes(), &inputs) {
+    if let Some(piece) = secrets.leak_in_json(&line, &inputs) {
         return Err(format!("the record leaks {piece:?}: {line}"));
     }
     Ok(())
