@@ -237,10 +237,11 @@ pub fn first<'a>(headers: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u
 }
 
 /// Whether a path might mean another path once a server normalises it: a `.` or `..`
-/// segment (also before `;` parameters), a backslash, or a percent-encoded `.`, `/` or `\`.
+/// segment (also before `;` parameters), a backslash, or a percent-encoded `.`, `/`, `\`
+/// or `%` (double encoding).
 pub fn ambiguous(path: &[u8]) -> bool {
     let lower = path.to_ascii_lowercase();
-    let encoded = ["%2e", "%2f", "%5c"]
+    let encoded = ["%2e", "%2f", "%5c", "%25"]
         .iter()
         .any(|e| lower.windows(3).any(|w| w == e.as_bytes()));
     let dot_segment = String::from_utf8_lossy(path)
