@@ -150,7 +150,8 @@ fn bypasses(policy: &Policy, request: Request<'_>) -> bool {
 
 /// A path is only compared with bypass prefixes when no normalisation by the upstream could
 /// make it mean a different path: no dot-segments (also with `;` parameters, which some
-/// servers strip), no backslash, and no percent-encoded `.`, `/` or `\`.
+/// servers strip), no backslash, no percent-encoded `.`, `/` or `\`, and no encoded `%`
+/// (`%252e` is an encoded dot to an upstream that decodes twice).
 pub fn safe_to_bypass(path: &[u8]) -> bool {
     if path.contains(&b'\\') {
         return false;
@@ -158,7 +159,7 @@ pub fn safe_to_bypass(path: &[u8]) -> bool {
     let encoded = path.windows(3).any(|w| {
         matches!(
             w,
-            [b'%', b'2', b'e' | b'E' | b'f' | b'F'] | [b'%', b'5', b'c' | b'C']
+            [b'%', b'2', b'e' | b'E' | b'f' | b'F' | b'5'] | [b'%', b'5', b'c' | b'C']
         )
     });
     if encoded {
@@ -336,6 +337,8 @@ mod tests {
             "/status%2fadmin",
             "/status/%2F..",
             "/status/%5c..",
+            "/status/%252e%252e/admin",
+            "/status/%252F",
             "/status/\\..\\admin",
             "//status/200",
             "/status?/200",
