@@ -55,12 +55,14 @@ sandbox: wasm
 
 test: wasm wasm-trap lint-filter
 	cargo test --workspace --no-fail-fast
+	@# The binaries the test build just made: `cargo run` would resolve features without the
+	@# dev-dependencies and rebuild half the dependency tree for nothing.
 	@# Cost per request in wasmtime fuel, for each path through the gate (tests/src/fuel.rs).
-	cargo run -q -p rfma-tests --bin fuel
+	$(ROOT)/target/debug/fuel
 	@# The filter's pure logic as wasm-bindgen tests in Node.js (V8, Istio's engine).
 	@$(MAKE) --no-print-directory test-wasm-bindgen
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
-	cargo run -q -p istio-demo -- validate
+	$(ROOT)/target/debug/istio-demo validate
 	@# A bounded run of each fuzz target (fuzz/, issue 8).
 	@$(MAKE) --no-print-directory fuzz-smoke
 
