@@ -3,7 +3,7 @@
 use crate::bench::{PROFILE, Run, STANDARD, Variant};
 use crate::load::{H2_CONNECTIONS, H2_STREAMS, WRK_CONNECTIONS};
 use crate::soak::SoakResult;
-use crate::summary::{MemRow, Row, rounds_at_most};
+use crate::summary::{MemRow, Row, paired, rounds_at_most};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -31,6 +31,41 @@ pub struct Report<'a> {
     pub soak_batch: u64,
     pub soak_reference: u64,
 }
+
+/// The pairs of variants whose difference isolates one cost.
+const COST_SPLIT: [(&str, &str, &str); 11] = [
+    ("The whole filter with its record, over Lua", "d", "c"),
+    (
+        "The record (build, properties, filter state, printed by Envoy) over sink none",
+        "d",
+        "e",
+    ),
+    ("The `proxy_log` sink over sink none", "p1", "e"),
+    ("Stripping the token header", "e", "p2"),
+    (
+        "The token check (SHA-256, lookup, strip) over a bypass hit, record on",
+        "d",
+        "p3",
+    ),
+    (
+        "The filter with sink none over an empty Wasm filter",
+        "e",
+        "p4",
+    ),
+    (
+        "An empty Wasm filter over no filter (the Wasm boundary)",
+        "p4",
+        "a",
+    ),
+    (
+        "One `proxy_get_header_map_pairs` (whole request map)",
+        "p5",
+        "p4",
+    ),
+    ("Three `proxy_get_property` (present values)", "p6", "p4"),
+    ("One `proxy_set_property` of 400 bytes", "p7", "p4"),
+    ("One `proxy_get_property` of an absent property", "p8", "p4"),
+];
 
 fn variant(key: &str) -> Option<&'static Variant> {
     STANDARD.iter().chain(PROFILE.iter()).find(|v| v.key == key)
@@ -172,7 +207,7 @@ impl Report<'_> {
             out.push_str(
                 "The same measurement for variants that each change one thing, in the same rounds \
                  as (a)–(e) (HTTP/1.1, allowed traffic unless noted). (p1)–(p3) are the shipped \
-                 filter with another configuration; (p4)–(p7) are probe modules written in WAT \
+                 filter with another configuration; (p4)–(p8) are probe modules written in WAT \
                  (`bench/src/probe.rs`) that do nothing but answer the Proxy-Wasm callbacks, plus \
                  one host call each: they show what the Wasm boundary and each host call cost on \
                  their own. Differences between rows are the cost of the one thing that differs.\n\n",
@@ -180,6 +215,21 @@ impl Report<'_> {
             let mut keys = standard.clone();
             keys.extend(profile.iter());
             table(&mut out, self.rows, "h1-allowed", &keys);
+            out.push_str(
+                "What each thing costs: the difference in Envoy CPU per request between two \
+                 variants, paired by round (median, and min … max over the rounds).\n\n\
+                 | What | Variants | CPU µs per request |\n| --- | --- | ---: |\n",
+            );
+            for (what, a, b) in COST_SPLIT {
+                if let Some(s) = paired(self.runs, "h1-allowed", a, b) {
+                    let _ = writeln!(
+                        out,
+                        "| {what} | ({a}) − ({b}) | {:+.1} ({:+.1} … {:+.1}) |",
+                        s.median, s.min, s.max
+                    );
+                }
+            }
+            out.push('\n');
         }
 
         if !self.memory.is_empty() {

@@ -175,6 +175,21 @@ pub fn memory_rows(samples: &[(u32, &'static str, u64)], variants: &[&'static st
         .collect()
 }
 
+/// `a`'s CPU per request minus `b`'s, paired by round: median and range.
+pub fn paired(runs: &[Run], scenario: &str, a: &str, b: &str) -> Option<Spread> {
+    let diffs: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.scenario == scenario && r.variant == a)
+        .filter_map(|ra| {
+            let rb = runs
+                .iter()
+                .find(|r| r.scenario == scenario && r.variant == b && r.round == ra.round)?;
+            Some(ra.cpu_us_per_request - rb.cpu_us_per_request)
+        })
+        .collect();
+    Spread::of(&diffs)
+}
+
 /// In how many rounds `a`'s CPU per request was at most `b`'s.
 pub fn rounds_at_most(runs: &[Run], scenario: &str, a: &str, b: &str) -> (usize, usize) {
     let mut wins = 0;
@@ -265,6 +280,9 @@ mod tests {
         assert_eq!((added.median, added.min, added.max), (2.5, 2.0, 2.5));
         assert_eq!(rows[1].cpu_us.median, 13.5);
         assert_eq!(rounds_at_most(&runs, "h1-allowed", "a", "d"), (3, 3));
+        let p = paired(&runs, "h1-allowed", "d", "a").unwrap();
+        assert_eq!((p.median, p.min, p.max), (2.5, 2.0, 2.5));
+        assert!(paired(&runs, "h1-allowed", "d", "x").is_none());
         assert_eq!(rounds_at_most(&runs, "h1-allowed", "d", "a"), (0, 3));
     }
 }
