@@ -504,6 +504,15 @@ impl Host {
             .map(|s| s.samples.clone())
     }
 
+    /// The module's linear memory, in bytes: it grows when the module's allocator needs
+    /// more and never shrinks, so a leak per request shows up here.
+    pub fn linear_memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |memory| memory.data_size(&self.store))
+    }
+
     /// Fuel (wasm instructions, as wasmtime counts them) used by every call so far.
     pub fn fuel_used(&self) -> u64 {
         self.fuel_used
