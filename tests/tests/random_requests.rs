@@ -6,18 +6,9 @@
 
 mod common;
 
-use common::{LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, host};
+use common::{COUNTERS, LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, host};
 use rfma_tests::Plugin;
 
-const COUNTERS: [&str; 7] = [
-    "rfma_allowed_total",
-    "rfma_bypassed_total",
-    "rfma_denied_missing_token_total",
-    "rfma_denied_invalid_token_total",
-    "rfma_denied_duplicate_token_total",
-    "rfma_denied_principal_mismatch_total",
-    "rfma_denied_internal_error_total",
-];
 
 struct Rng(u64);
 

@@ -53,6 +53,18 @@ impl Data {
 use rfma_tests::{ConfigureError, Host, LogLevel, LogLine, filter_module};
 use serde_json::{Value, json};
 
+/// The contract's counter names, written out here rather than taken from the filter, so a
+/// renamed counter fails the tests.
+pub const COUNTERS: [&str; 7] = [
+    "rfma_allowed_total",
+    "rfma_bypassed_total",
+    "rfma_denied_missing_token_total",
+    "rfma_denied_invalid_token_total",
+    "rfma_denied_duplicate_token_total",
+    "rfma_denied_principal_mismatch_total",
+    "rfma_denied_internal_error_total",
+];
+
 /// The demo tokens of the test configuration (obviously not secrets).
 pub const SLEEP_TOKEN: &str = "sleep-demo-token-0001";
 pub const LEGACY_TOKEN: &str = "test1";
