@@ -191,6 +191,8 @@ pub struct Host {
     requests: u64,
     clock_ns: u64,
     fuel_used: u64,
+    /// Fuel of each call into the module, in order (name of the export, fuel).
+    fuel_log: Vec<(&'static str, u64)>,
 }
 
 impl fmt::Debug for Host {
@@ -335,6 +337,7 @@ impl Host {
             requests: 0,
             clock_ns,
             fuel_used: 0,
+            fuel_log: Vec::new(),
         };
         host.store.data_mut().restricted = true;
         let started = if let Some(init) = initialize {
@@ -360,7 +363,7 @@ impl Host {
     /// Calls into the module with fresh fuel; a trap fails the VM for good.
     fn call<P: WasmParams, R: WasmResults>(
         &mut self,
-        name: &str,
+        name: &'static str,
         func: &TypedFunc<P, R>,
         params: P,
     ) -> Result<R, VmFailure> {
@@ -372,7 +375,9 @@ impl Host {
         self.store.data_mut().stop_iteration = false;
         let result = func.call(&mut self.store, params);
         let left = self.store.get_fuel().unwrap_or(0);
-        self.fuel_used += budget.saturating_sub(left);
+        let used = budget.saturating_sub(left);
+        self.fuel_used += used;
+        self.fuel_log.push((name, used));
         result.map_err(|e| {
             let failure = failure_of(name, &e);
             self.failed = Some(failure.clone());
@@ -553,6 +558,7 @@ impl Host {
         let id = self.alloc_context_id();
         let root = self.store.data().root_context;
         let fuel_before = self.fuel_used;
+        let fuel_log_before = self.fuel_log.len();
         let logs_before = self.store.data().logs.len();
         let calls_before = self.store.data().calls.len();
         let failed_before = self.failed.is_some();
@@ -788,6 +794,7 @@ impl Host {
             logs: state.logs[logs_before..].to_vec(),
             calls: state.calls[calls_before..].to_vec(),
             fuel: self.fuel_used - fuel_before,
+            fuel_by_callback: self.fuel_log.split_off(fuel_log_before),
             vm_failure: if failed_before {
                 None
             } else {

@@ -127,8 +127,9 @@ macro_rules! proxy {
             $name,
             |mut caller: Caller<'_, State>, $($a: $t),*| -> wasmtime::Result<i32> {
                 check_allowed(&mut caller, $name)?;
+                let fuel_left = caller.get_fuel().ok();
                 if let Some(fault) = caller.data().faults.get($name).copied() {
-                    caller.data_mut().record_call($name, Some(fault.code()));
+                    caller.data_mut().record_call_with_fuel($name, Some(fault.code()), fuel_left);
                     return Ok(fault.code());
                 }
                 let status: Status = {
@@ -137,7 +138,7 @@ macro_rules! proxy {
                     let r: HostResult = (|| $body)();
                     r?
                 };
-                caller.data_mut().record_call($name, Some(status.code()));
+                caller.data_mut().record_call_with_fuel($name, Some(status.code()), fuel_left);
                 Ok(status.code())
             },
         )?;

@@ -231,6 +231,7 @@ pub struct Response {
     pub(crate) logs: Vec<LogLine>,
     pub(crate) calls: Vec<HostCall>,
     pub(crate) fuel: u64,
+    pub(crate) fuel_by_callback: Vec<(&'static str, u64)>,
     pub(crate) vm_failure: Option<VmFailure>,
     pub(crate) vm_failed: bool,
     pub(crate) callbacks: Vec<&'static str>,
@@ -373,6 +374,11 @@ impl Response {
     /// Fuel used by every callback of this stream.
     pub fn fuel(&self) -> u64 {
         self.fuel
+    }
+
+    /// Fuel used by each callback of this stream, in the order the host made them.
+    pub fn fuel_by_callback(&self) -> &[(&'static str, u64)] {
+        &self.fuel_by_callback
     }
 
     /// The VM failure this stream caused (not one from an earlier stream).

@@ -36,6 +36,9 @@ pub struct HostCall {
     pub context_id: u32,
     /// `None` for calls that return nothing or trapped.
     pub status: Option<i32>,
+    /// The fuel the running callback had left when the module made the call (Proxy-Wasm
+    /// calls only): differences between calls show where a callback spends its fuel.
+    pub fuel_left: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -305,10 +308,20 @@ impl State {
     }
 
     pub fn record_call(&mut self, name: &str, status: Option<i32>) {
+        self.record_call_with_fuel(name, status, None);
+    }
+
+    pub fn record_call_with_fuel(
+        &mut self,
+        name: &str,
+        status: Option<i32>,
+        fuel_left: Option<u64>,
+    ) {
         self.calls.push(HostCall {
             name: name.to_string(),
             context_id: self.current_context,
             status,
+            fuel_left,
         });
     }
 
