@@ -29,14 +29,24 @@ help:
 deps:
 	@bash scripts/install-deps.sh
 
+# The SDK exports every Proxy-Wasm callback, and Envoy calls each exported one on every
+# request; wasm-metadce keeps only the exports in filter/exports.json (the callbacks the filter
+# implements), so Envoy skips the rest and their code goes. Then wasm-opt shrinks the module.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
+WASM_EXPORTS  := $(ROOT)/filter/exports.json
+
 wasm: deps
 	@cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter
-	@wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals --strip-debug --strip-producers $(WASM_BUILD) -o $(WASM)
+	@wasm-metadce $(WASM_FEATURES) -f $(WASM_EXPORTS) $(WASM_BUILD) -o $(WASM).dce >/dev/null
+	@wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(WASM).dce -o $(WASM)
+	@rm -f $(WASM).dce
 	@echo "$(WASM)"
 
 wasm-trap: deps
 	@CARGO_TARGET_DIR=$(TRAP_DIR) cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter --features test-trap
-	@cp $(TRAP_DIR)/$(WASM_TARGET)/release/rfma_filter.wasm $(TRAP_WASM)
+	@wasm-metadce $(WASM_FEATURES) -f $(WASM_EXPORTS) $(TRAP_DIR)/$(WASM_TARGET)/release/rfma_filter.wasm -o $(TRAP_WASM).dce >/dev/null
+	@wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(TRAP_WASM).dce -o $(TRAP_WASM)
+	@rm -f $(TRAP_WASM).dce
 
 # Offline checks of every manifest directory (needs kubectl with kustomize, and ../shared/schemas).
 validate:

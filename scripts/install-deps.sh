@@ -9,8 +9,9 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------
 # binaryen: wasm-opt for the shipped module; openssl: test certificates;
 # wrk / nghttp2-client / hey: load generators; docker-registry: OCI push tests;
-# nodejs: runs the filter's wasm-bindgen tests (make test-wasm-bindgen).
-apt_packages=(binaryen openssl wrk nghttp2-client hey docker-registry curl nodejs)
+# nodejs: runs the filter's wasm-bindgen tests (make test-wasm-bindgen); valgrind: the benchmark
+# counts Envoy's instructions per request with callgrind.
+apt_packages=(binaryen openssl wrk nghttp2-client hey docker-registry curl nodejs valgrind)
 # kubectl (with its built-in kustomize v5) renders the manifests for `istio-demo validate`; this
 # machine image ships it from the Google Cloud apt source (Debian's own kubernetes-client is too old).
 command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubectl)

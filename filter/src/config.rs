@@ -79,6 +79,11 @@ pub struct Policy {
 
 impl Policy {
     /// Whether a request of this class gets an access record at all.
+    /// Whether some requests get a record (else the clock is not even read).
+    pub fn records_any(&self) -> bool {
+        self.records(true) || self.records(false)
+    }
+
     pub fn records(&self, allowed: bool) -> bool {
         self.log.sink != Sink::None
             && if allowed {

@@ -5,7 +5,7 @@
 
 use crate::config::{self, Policy};
 use crate::gate::{self, Decision, Reason, Request};
-use crate::headers::RequestHeaders;
+use crate::headers::{HeaderSpans, RequestHeaders};
 use crate::host::{self, HeaderMap, LogLevel};
 use crate::record::AccessRecord;
 use crate::response::{self, COUNTERS};
@@ -38,7 +38,7 @@ impl RootContext for GateRoot {
             Err(e) => {
                 let _ = host::log(
                     LogLevel::Error,
-                    &format!("rfma: cannot read the plugin config (host status {})", e.0),
+                    format!("rfma: cannot read the plugin config (host status {})", e.0).as_bytes(),
                 );
                 return false;
             }
@@ -48,7 +48,7 @@ impl RootContext for GateRoot {
             Err(e) => {
                 let _ = host::log(
                     LogLevel::Error,
-                    &format!("rfma: invalid plugin config: {e}"),
+                    format!("rfma: invalid plugin config: {e}").as_bytes(),
                 );
                 return false;
             }
@@ -59,7 +59,7 @@ impl RootContext for GateRoot {
                 Err(e) => {
                     let _ = host::log(
                         LogLevel::Error,
-                        &format!("rfma: cannot define counters (host status {})", e.0),
+                        format!("rfma: cannot define counters (host status {})", e.0).as_bytes(),
                     );
                     return false;
                 }
@@ -68,10 +68,11 @@ impl RootContext for GateRoot {
         if policy.plain_text_tokens > 0 && !PLAIN_TEXT_WARNED.swap(true, Ordering::Relaxed) {
             let _ = host::log(
                 LogLevel::Warn,
-                &format!(
+                format!(
                     "rfma: {} token(s) configured as plain-text \"value\"; plain text is discouraged, configure \"sha256\" digests instead",
                     policy.plain_text_tokens
-                ),
+                )
+                .as_bytes(),
             );
         }
         self.policy = Some(Rc::new(policy));
@@ -113,41 +114,52 @@ struct Seen {
     recorded: bool,
     /// Kept only when the request gets a record; empty if the proxy could not supply them.
     headers: HeaderMap,
+    /// Where the record's fields are in `headers`.
+    spans: HeaderSpans,
     /// The peer's URI SAN, when the gate already had to read it.
     principal: Option<Option<Vec<u8>>>,
+    /// The status of the deny reply the proxy accepted: the record needs no property for it.
+    replied: Option<u32>,
 }
 
 impl Context for GateStream {}
 
 impl HttpContext for GateStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let started_ns = host::now_ns().ok();
+        // Every host call costs a trip across the Wasm boundary: the clock is read only for
+        // the record. No valid configuration: fail closed, before anything is read.
         let Some(policy) = self.policy.clone() else {
-            // No valid configuration: fail closed.
+            return self.settle(None, Decision::Deny(Reason::InternalError), None, None);
+        };
+        let started_ns = if policy.records_any() {
+            host::now_ns().ok()
+        } else {
+            None
+        };
+        let Ok(headers) = HeaderMap::request() else {
             return self.settle(
                 started_ns,
                 Decision::Deny(Reason::InternalError),
                 None,
-                None,
+                Some(&policy),
             );
-        };
-        let headers = match HeaderMap::request() {
-            Ok(headers) if headers.complete() => headers,
-            _ => {
-                return self.settle(
-                    started_ns,
-                    Decision::Deny(Reason::InternalError),
-                    None,
-                    Some(&policy),
-                );
-            }
         };
         #[cfg(feature = "test-trap")]
         if headers.get(b"x-rfma-test-trap").is_some() {
             core::arch::wasm32::unreachable();
         }
 
-        let view = RequestHeaders::read(headers.iter(), policy.header.as_bytes());
+        let mut pairs = headers.iter();
+        let view = RequestHeaders::read(pairs.by_ref(), policy.header.as_bytes());
+        if !pairs.complete() {
+            // A damaged map may hide a token header: decide nothing from it.
+            return self.settle(
+                started_ns,
+                Decision::Deny(Reason::InternalError),
+                None,
+                Some(&policy),
+            );
+        }
         let request = Request {
             method: view.method,
             path: view.path,
@@ -172,6 +184,7 @@ impl HttpContext for GateStream {
         }
         let action = self.settle(started_ns, decision, view.request_id, Some(&policy));
         if let Some(seen) = self.seen.as_mut().filter(|seen| seen.recorded) {
+            seen.spans = view.spans(headers.bytes());
             seen.headers = headers;
             seen.principal = principal;
         }
@@ -185,10 +198,15 @@ impl HttpContext for GateStream {
         if !seen.recorded {
             return;
         }
-        let view = RequestHeaders::read(seen.headers.iter(), policy.header.as_bytes());
+        let view = seen.spans.view(seen.headers.bytes());
         let (path, query) = gate::split_path(view.path);
         let now = host::now_ns().ok();
-        let status = host::property_u64(host::RESPONSE_CODE).ok().flatten();
+        // Each property read costs a trip into the proxy and back into the module (to
+        // allocate the value), about as much as the rest of the record: skip what is known.
+        let status = match seen.replied {
+            Some(status) => Some(u64::from(status)),
+            None => host::property_u64(host::RESPONSE_CODE).ok().flatten(),
+        };
         let protocol = host::property(host::REQUEST_PROTOCOL).ok().flatten();
         let source = host::property(host::SOURCE_ADDRESS).ok().flatten();
         let principal = match seen.principal {
@@ -220,10 +238,10 @@ impl HttpContext for GateStream {
             b3_trace_id: view.b3_trace_id,
             principal: principal.as_deref().filter(|p| !p.is_empty()),
         };
-        let mut line = String::new();
+        let mut line = Vec::new();
         record.write(&mut line);
         if policy.log.sink.filter_state() {
-            let _ = host::set_property(host::ACCESS_RECORD, line.as_bytes());
+            let _ = host::set_property(host::ACCESS_RECORD, &line);
         }
         if policy.log.sink.proxy_log() {
             let _ = host::log(LogLevel::Info, &line);
@@ -254,18 +272,24 @@ impl GateStream {
             decision,
             recorded,
             headers: HeaderMap::default(),
+            spans: HeaderSpans::default(),
             principal: None,
+            replied: None,
         });
         let Decision::Deny(reason) = decision else {
             return Action::Continue;
         };
         let body = response::deny_body(reason, request_id);
-        let details = format!("rfma_{}", reason.code());
         let content_type = [("content-type", "application/json")];
-        if host::send_local_response(reason.status(), &details, &content_type, body.as_bytes())
-            .is_err()
-        {
-            let _ = host::log(LogLevel::Error, "rfma: the proxy refused the deny reply");
+        match host::send_local_response(reason.status(), reason.details(), &content_type, &body) {
+            Ok(()) => {
+                if let Some(seen) = self.seen.as_mut() {
+                    seen.replied = Some(reason.status());
+                }
+            }
+            Err(_) => {
+                let _ = host::log(LogLevel::Error, b"rfma: the proxy refused the deny reply");
+            }
         }
         Action::Pause
     }

@@ -32,6 +32,17 @@ impl Reason {
         }
     }
 
+    /// Envoy's response code details for the deny reply (`%RESPONSE_CODE_DETAILS%`).
+    pub fn details(self) -> &'static str {
+        match self {
+            Reason::MissingToken => "rfma_missing_token",
+            Reason::DuplicateToken => "rfma_duplicate_token",
+            Reason::InvalidToken => "rfma_invalid_token",
+            Reason::PrincipalMismatch => "rfma_principal_mismatch",
+            Reason::InternalError => "rfma_internal_error",
+        }
+    }
+
     pub fn status(self) -> u32 {
         match self {
             Reason::MissingToken => 401,
@@ -384,5 +395,8 @@ mod tests {
                 ("internal_error", 500)
             ]
         );
+        for reason in Reason::ALL {
+            assert_eq!(reason.details(), format!("rfma_{}", reason.code()));
+        }
     }
 }

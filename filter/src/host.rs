@@ -162,8 +162,9 @@ unsafe fn owned_buffer(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
-pub fn log(level: LogLevel, message: &str) -> Result<(), HostError> {
-    // SAFETY: the pointer and length describe a live string for the duration of the call.
+/// Logs `message` (UTF-8 text; bytes so that a record goes out without a copy).
+pub fn log(level: LogLevel, message: &[u8]) -> Result<(), HostError> {
+    // SAFETY: the pointer and length describe a live buffer for the duration of the call.
     status(unsafe { abi::proxy_log(level as u32, message.as_ptr(), message.len()) })
 }
 
@@ -230,7 +231,12 @@ impl HeaderMap {
     pub fn complete(&self) -> bool {
         let mut pairs = self.iter();
         for _ in pairs.by_ref() {}
-        pairs.ok
+        pairs.complete()
+    }
+
+    /// The serialized buffer, which the slices `iter` yields point into.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The first value of `name` (already lower-case, as Envoy stores names).
@@ -280,6 +286,24 @@ impl<'a> Pairs<'a> {
     }
 }
 
+impl<'a> Pairs<'a> {
+    /// Whether every pair was read and the buffer held no damage (`true` until then).
+    pub fn complete(&self) -> bool {
+        self.ok && self.remaining == 0
+    }
+
+    fn take(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let (&[n0, n1, n2, n3, v0, v1, v2, v3], sizes) = self.sizes.split_first_chunk::<8>()?;
+        let name_len = usize::try_from(u32::from_le_bytes([n0, n1, n2, n3])).ok()?;
+        let value_len = usize::try_from(u32::from_le_bytes([v0, v1, v2, v3])).ok()?;
+        let (name, rest) = self.data.split_at_checked(name_len)?;
+        let (value, rest) = rest.get(1..)?.split_at_checked(value_len)?;
+        self.data = rest.get(1..)?;
+        self.sizes = sizes;
+        Some((name, value))
+    }
+}
+
 impl<'a> Iterator for Pairs<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
@@ -287,20 +311,7 @@ impl<'a> Iterator for Pairs<'a> {
         if self.remaining == 0 {
             return None;
         }
-        let item = (|| {
-            let name_len = read_u32(self.sizes)?;
-            let value_len = read_u32(self.sizes.get(4..)?)?;
-            let name = self.data.get(..name_len)?;
-            let value_start = name_len.checked_add(1)?;
-            let value = self
-                .data
-                .get(value_start..value_start.checked_add(value_len)?)?;
-            let next = value_start.checked_add(value_len)?.checked_add(1)?;
-            self.sizes = self.sizes.get(8..)?;
-            self.data = self.data.get(next..)?;
-            Some((name, value))
-        })();
-        match item {
+        match self.take() {
             Some(pair) => {
                 self.remaining = self.remaining.saturating_sub(1);
                 Some(pair)

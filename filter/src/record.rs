@@ -34,51 +34,51 @@ pub struct AccessRecord<'a> {
 }
 
 impl AccessRecord<'_> {
-    /// Writes the record as one line of JSON (no trailing newline) into `out`.
-    pub fn write(&self, out: &mut String) {
-        out.reserve(512);
-        out.push_str("{\"@timestamp\":\"");
+    /// Writes the record as one line of JSON (no trailing newline) into `out`. The bytes are
+    /// always valid UTF-8: fixed text is ASCII and every field goes through [`push_string`].
+    pub fn write(&self, out: &mut Vec<u8>) {
+        // One allocation for the usual record: the fixed text is under 400 bytes.
+        out.reserve(self.variable_len().saturating_add(400));
+        out.extend_from_slice(b"{\"@timestamp\":\"");
         write_timestamp(out, self.timestamp_ns);
         let allowed = self.decision.is_allowed();
-        out.push_str(
-            "\",\"event\":{\"kind\":\"event\",\"category\":[\"web\"],\"type\":[\"access\",\"",
-        );
-        out.push_str(if allowed { "allowed" } else { "denied" });
-        out.push_str("\"],\"action\":\"rfma-token-gate\",\"outcome\":\"");
-        out.push_str(if allowed { "success" } else { "failure" });
-        out.push('"');
+        out.extend_from_slice(if allowed {
+            b"\",\"event\":{\"kind\":\"event\",\"category\":[\"web\"],\"type\":[\"access\",\"allowed\"],\"action\":\"rfma-token-gate\",\"outcome\":\"success\""
+        } else {
+            b"\",\"event\":{\"kind\":\"event\",\"category\":[\"web\"],\"type\":[\"access\",\"denied\"],\"action\":\"rfma-token-gate\",\"outcome\":\"failure\""
+        });
         if let Decision::Deny(reason) = self.decision {
-            out.push_str(",\"reason\":\"");
-            out.push_str(reason.code());
-            out.push('"');
+            out.extend_from_slice(b",\"reason\":\"");
+            out.extend_from_slice(reason.code().as_bytes());
+            out.push(b'"');
         }
         if let Some(duration) = self.duration_ns {
-            out.push_str(",\"duration\":");
+            out.extend_from_slice(b",\"duration\":");
             push_u64(out, duration);
         }
 
-        out.push_str("},\"http\":{\"request\":{\"method\":");
+        out.extend_from_slice(b"},\"http\":{\"request\":{\"method\":");
         push_string(out, self.method);
         if let Some(id) = self.request_id {
-            out.push_str(",\"id\":");
+            out.extend_from_slice(b",\"id\":");
             push_string(out, id);
         }
-        out.push('}');
+        out.push(b'}');
         if let Some(status) = self.status {
-            out.push_str(",\"response\":{\"status_code\":");
+            out.extend_from_slice(b",\"response\":{\"status_code\":");
             push_u64(out, status);
-            out.push('}');
+            out.push(b'}');
         }
         if let Some(version) = self.protocol.and_then(http_version) {
-            out.push_str(",\"version\":\"");
-            out.push_str(version);
-            out.push('"');
+            out.extend_from_slice(b",\"version\":\"");
+            out.extend_from_slice(version.as_bytes());
+            out.push(b'"');
         }
 
-        out.push_str("},\"url\":{\"path\":");
+        out.extend_from_slice(b"},\"url\":{\"path\":");
         push_string(out, self.path);
         if let Some(query) = self.query {
-            out.push_str(",\"query\":");
+            out.extend_from_slice(b",\"query\":");
             push_string(out, query);
         }
         if let Some(domain) = self
@@ -86,53 +86,71 @@ impl AccessRecord<'_> {
             .map(host_without_port)
             .filter(|d| !d.is_empty())
         {
-            out.push_str(",\"domain\":");
+            out.extend_from_slice(b",\"domain\":");
             push_string(out, domain);
         }
-        out.push('}');
+        out.push(b'}');
 
         if let Some((ip, port)) = self.source_address.and_then(split_address) {
-            out.push_str(",\"source\":{\"ip\":");
+            out.extend_from_slice(b",\"source\":{\"ip\":");
             push_string(out, ip);
             if let Some(port) = port {
-                out.push_str(",\"port\":");
+                out.extend_from_slice(b",\"port\":");
                 push_u64(out, u64::from(port));
             }
-            out.push('}');
+            out.push(b'}');
         }
         if let Some(agent) = self.user_agent {
-            out.push_str(",\"user_agent\":{\"original\":");
+            out.extend_from_slice(b",\"user_agent\":{\"original\":");
             push_string(out, agent);
-            out.push('}');
+            out.push(b'}');
         }
         let trace = self
             .traceparent
             .and_then(traceparent_trace_id)
             .or_else(|| self.b3_trace_id.and_then(b3_trace_id));
         if let Some(trace) = trace {
-            out.push_str(",\"trace\":{\"id\":");
+            out.extend_from_slice(b",\"trace\":{\"id\":");
             push_string(out, trace);
-            out.push('}');
+            out.push(b'}');
         }
 
-        out.push_str(",\"rfma\":{\"decision\":\"");
-        out.push_str(self.decision.code());
-        out.push('"');
+        out.extend_from_slice(b",\"rfma\":{\"decision\":\"");
+        out.extend_from_slice(self.decision.code().as_bytes());
+        out.push(b'"');
         if let Decision::Deny(reason) = self.decision {
-            out.push_str(",\"reason\":\"");
-            out.push_str(reason.code());
-            out.push('"');
+            out.extend_from_slice(b",\"reason\":\"");
+            out.extend_from_slice(reason.code().as_bytes());
+            out.push(b'"');
         }
         if let Some(name) = self.token_name {
-            out.push_str(",\"token\":{\"name\":");
+            out.extend_from_slice(b",\"token\":{\"name\":");
             push_string(out, name.as_bytes());
-            out.push('}');
+            out.push(b'}');
         }
         if let Some(principal) = self.principal {
-            out.push_str(",\"principal\":");
+            out.extend_from_slice(b",\"principal\":");
             push_string(out, principal);
         }
-        out.push_str("}}");
+        out.extend_from_slice(b"}}");
+    }
+
+    /// The bytes the fields bring, before escaping.
+    fn variable_len(&self) -> usize {
+        let len = |field: Option<&[u8]>| field.map_or(0, <[u8]>::len);
+        [
+            self.method.len(),
+            self.path.len(),
+            len(self.query),
+            len(self.request_id),
+            len(self.authority),
+            len(self.source_address),
+            len(self.user_agent),
+            len(self.principal),
+            len(self.token_name.map(str::as_bytes)),
+        ]
+        .iter()
+        .fold(0usize, |sum, n| sum.saturating_add(*n))
     }
 }
 
@@ -199,7 +217,7 @@ fn b3_trace_id(header: &[u8]) -> Option<&[u8]> {
     valid.then_some(id)
 }
 
-fn push_u64(out: &mut String, mut value: u64) {
+fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -212,115 +230,200 @@ fn push_u64(out: &mut String, mut value: u64) {
             break;
         }
     }
-    for &d in digits.get(start..).unwrap_or_default() {
-        out.push(char::from(d));
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
+/// What a byte of valid UTF-8 needs in a JSON string: [`PLAIN`] (copied as is), the
+/// letter of a short escape (`"`, `\\`, `n`, `r`, `t`), [`UNICODE`] for a `\\u00XX`
+/// escape, or [`LEAD`] for the first byte of a character that may need one.
+static ESCAPES: [u8; 256] = escape_table();
+const PLAIN: u8 = 0;
+const UNICODE: u8 = b'u';
+const LEAD: u8 = 1;
+
+// Evaluated at compile time: an index out of range or an overflow is a build error, never
+// a panic.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const fn escape_table() -> [u8; 256] {
+    let mut table = [PLAIN; 256];
+    let mut byte = 0usize;
+    while byte < 0x20 {
+        table[byte] = UNICODE;
+        byte += 1;
     }
+    table[0x7f] = UNICODE;
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    // C1 controls (U+0080..U+009F) are C2 80..C2 9F; U+2028/U+2029 are E2 80 A8/A9.
+    table[0xc2] = LEAD;
+    table[0xe2] = LEAD;
+    table
 }
 
 /// Appends `bytes` as a JSON string: quotes, backslashes and control characters escaped,
 /// invalid UTF-8 replaced by U+FFFD, so the line is always valid JSON and always one line.
-pub fn push_string(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for chunk in bytes.utf8_chunks() {
-        push_escaped(out, chunk.valid());
-        if !chunk.invalid().is_empty() {
-            out.push('\u{FFFD}');
+pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let mut rest = bytes;
+    loop {
+        let (run, tail) = rest
+            .split_at_checked(plain_prefix_len(rest))
+            .unwrap_or((rest, &[]));
+        out.extend_from_slice(run);
+        let Some(&byte) = tail.first() else { break };
+        if byte >= 0x80 {
+            // Non-ASCII text is rare in headers: validate and escape the rest the careful way.
+            push_text(out, tail);
+            break;
         }
+        match byte {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', byte]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => push_unicode_escape(out, u32::from(byte)),
+        }
+        rest = tail.get(1..).unwrap_or_default();
     }
-    out.push('"');
+    out.push(b'"');
 }
 
-/// Escapes valid UTF-8, copying runs that need no escaping in one go: header values are
-/// almost always plain ASCII, and this runs for every field of every record.
-fn push_escaped(out: &mut String, text: &str) {
-    let bytes = text.as_bytes();
+/// How many leading bytes of `bytes` go into a JSON string as they are: printable ASCII
+/// other than `"` and `\\`. Header values are mostly that, so this runs 8 bytes at a time.
+fn plain_prefix_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The top bit of each byte of `word` that is zero. A borrow can flag bytes above a zero
+    // byte too, but never below the first one: the lowest flag is exact.
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut plain = 0usize;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let attention = (word.wrapping_sub(ONES.wrapping_mul(0x20)) & !word & HIGH) // < 0x20
+            | zero_bytes(word ^ ONES.wrapping_mul(u64::from(b'"')))
+            | zero_bytes(word ^ ONES.wrapping_mul(u64::from(b'\\')))
+            | zero_bytes(word ^ ONES.wrapping_mul(0x7f))
+            | (word & HIGH); // non-ASCII
+        if attention != 0 {
+            // Little-endian: the lowest flagged bit belongs to the first such byte.
+            return plain.saturating_add((attention.trailing_zeros() / 8) as usize);
+        }
+        plain = plain.saturating_add(8);
+    }
+    let tail = chunks.remainder();
+    let in_tail = tail
+        .iter()
+        .position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
+        .unwrap_or(tail.len());
+    plain.saturating_add(in_tail)
+}
+
+/// Appends text that may hold any bytes (the inside of a JSON string): valid UTF-8 is
+/// escaped where JSON or a line-based reader needs it, invalid UTF-8 becomes U+FFFD.
+fn push_text(out: &mut Vec<u8>, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        push_escaped(out, chunk.valid().as_bytes());
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{FFFD}".as_bytes());
+        }
+    }
+}
+
+/// Escapes valid UTF-8, copying the runs that need no escaping in one go.
+fn push_escaped(out: &mut Vec<u8>, text: &[u8]) {
     let mut run_start = 0usize;
     let mut i = 0usize;
-    while let Some(&byte) = bytes.get(i) {
-        // (escape, length in bytes of the character it replaces)
-        let (escape, len): (Escape, usize) = match byte {
-            b'"' => (Escape::Text("\\\""), 1),
-            b'\\' => (Escape::Text("\\\\"), 1),
-            b'\n' => (Escape::Text("\\n"), 1),
-            b'\r' => (Escape::Text("\\r"), 1),
-            b'\t' => (Escape::Text("\\t"), 1),
-            0x00..=0x1f | 0x7f => (Escape::Unicode(u32::from(byte)), 1),
-            // C1 controls, U+0080..U+009F, encoded as C2 80..C2 9F.
-            0xc2 if matches!(bytes.get(i.saturating_add(1)), Some(0x80..=0x9f)) => (
-                Escape::Unicode(bytes.get(i.saturating_add(1)).map_or(0, |&b| u32::from(b))),
-                2,
-            ),
-            // U+2028/U+2029 are valid JSON but end lines for JavaScript readers: E2 80 A8/A9.
-            0xe2 if bytes.get(i.saturating_add(1)) == Some(&0x80)
-                && matches!(bytes.get(i.saturating_add(2)), Some(0xa8 | 0xa9)) =>
-            {
-                (
-                    Escape::Unicode(
-                        0x2000
-                            | bytes
-                                .get(i.saturating_add(2))
-                                .map_or(0, |&b| u32::from(b) & 0x7f),
-                    ),
-                    3,
-                )
+    while let Some(&byte) = text.get(i) {
+        let class = ESCAPES.get(usize::from(byte)).copied().unwrap_or(PLAIN);
+        if class == PLAIN {
+            i = i.saturating_add(1);
+            continue;
+        }
+        // (the code point to write as \\uXXXX, or 0 for a short escape; bytes it replaces)
+        let (code, len): (u32, usize) = match class {
+            LEAD => {
+                let next = text.get(i.saturating_add(1)).copied();
+                let third = text.get(i.saturating_add(2)).copied();
+                match (byte, next, third) {
+                    (0xc2, Some(low @ 0x80..=0x9f), _) => (u32::from(low), 2),
+                    (0xe2, Some(0x80), Some(last @ (0xa8 | 0xa9))) => {
+                        (0x2000 | (u32::from(last) & 0x7f), 3)
+                    }
+                    _ => {
+                        i = i.saturating_add(1);
+                        continue;
+                    }
+                }
             }
-            _ => {
-                i = i.saturating_add(1);
-                continue;
-            }
+            UNICODE => (u32::from(byte), 1),
+            _ => (0, 1),
         };
-        // `run_start` and `i` sit on character boundaries: escapes start at ASCII or lead bytes.
-        out.push_str(text.get(run_start..i).unwrap_or_default());
-        match escape {
-            Escape::Text(t) => out.push_str(t),
-            Escape::Unicode(code) => push_unicode_escape(out, code),
+        out.extend_from_slice(text.get(run_start..i).unwrap_or_default());
+        if class == UNICODE || class == LEAD {
+            push_unicode_escape(out, code);
+        } else {
+            out.extend_from_slice(&[b'\\', class]);
         }
         i = i.saturating_add(len);
         run_start = i;
     }
-    out.push_str(text.get(run_start..).unwrap_or_default());
+    out.extend_from_slice(text.get(run_start..).unwrap_or_default());
 }
 
-enum Escape {
-    Text(&'static str),
-    Unicode(u32),
-}
-
-fn push_unicode_escape(out: &mut String, code: u32) {
-    out.push_str("\\u");
-    for shift in [12u32, 8, 4, 0] {
-        out.push(char::from_digit((code >> shift) & 0xf, 16).unwrap_or('0'));
-    }
+fn push_unicode_escape(out: &mut Vec<u8>, code: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digit = |shift: u32| {
+        HEX.get(((code >> shift) & 0xf) as usize)
+            .copied()
+            .unwrap_or(b'0')
+    };
+    out.extend_from_slice(&[b'\\', b'u', digit(12), digit(8), digit(4), digit(0)]);
 }
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T20:54:26.123Z`.
-pub fn write_timestamp(out: &mut String, unix_ns: u64) {
+pub fn write_timestamp(out: &mut Vec<u8>, unix_ns: u64) {
     let total_ms = unix_ns / 1_000_000;
     let millis = total_ms % 1000;
     let secs = total_ms / 1000;
     let days = secs / 86_400;
     let day_secs = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    let two = |out: &mut String, v: u64| {
-        out.push(char::from(b'0'.saturating_add((v / 10 % 10) as u8)));
-        out.push(char::from(b'0'.saturating_add((v % 10) as u8)));
-    };
-    two(out, year / 100);
-    two(out, year % 100);
-    out.push('-');
-    two(out, month);
-    out.push('-');
-    two(out, day);
-    out.push('T');
-    two(out, day_secs / 3600);
-    out.push(':');
-    two(out, day_secs / 60 % 60);
-    out.push(':');
-    two(out, day_secs % 60);
-    out.push('.');
-    out.push(char::from(b'0'.saturating_add((millis / 100) as u8)));
-    two(out, millis % 100);
-    out.push('Z');
+    let digit = |v: u64| b'0'.saturating_add((v % 10) as u8);
+    let hours = day_secs / 3600;
+    let minutes = day_secs / 60 % 60;
+    let seconds = day_secs % 60;
+    out.extend_from_slice(&[
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
+        b'T',
+        digit(hours / 10),
+        digit(hours),
+        b':',
+        digit(minutes / 10),
+        digit(minutes),
+        b':',
+        digit(seconds / 10),
+        digit(seconds),
+        b'.',
+        digit(millis / 100),
+        digit(millis / 10),
+        digit(millis),
+        b'Z',
+    ]);
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), by counting 400-year
@@ -392,8 +495,9 @@ mod tests {
     }
 
     fn render(r: &AccessRecord<'_>) -> (String, Value) {
-        let mut out = String::new();
-        r.write(&mut out);
+        let mut bytes = Vec::new();
+        r.write(&mut bytes);
+        let out = String::from_utf8(bytes).expect("a record is always valid UTF-8");
         let v = json::parse(out.as_bytes()).unwrap_or_else(|e| panic!("invalid JSON {e}: {out}"));
         (out, v)
     }
@@ -596,9 +700,9 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
         let ts = |ns: u64| {
-            let mut out = String::new();
+            let mut out = Vec::new();
             write_timestamp(&mut out, ns);
-            out
+            String::from_utf8(out).unwrap()
         };
         assert_eq!(ts(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(ts(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
@@ -614,9 +718,9 @@ mod tests {
     #[test]
     fn integers_are_written_in_full() {
         for n in [0u64, 7, 10, 200, 65_535, u64::MAX] {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_u64(&mut out, n);
-            assert_eq!(out, n.to_string());
+            assert_eq!(out, n.to_string().as_bytes());
         }
     }
 }

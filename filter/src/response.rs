@@ -5,13 +5,13 @@ use crate::record::push_string;
 
 /// The JSON body of a deny: `{"error":"<reason>","request_id":"<x-request-id or empty>"}`.
 /// It never carries the token or its digest: it is built from the reason code and the ID.
-pub fn deny_body(reason: Reason, request_id: Option<&[u8]>) -> String {
-    let mut body = String::with_capacity(64);
-    body.push_str("{\"error\":\"");
-    body.push_str(reason.code());
-    body.push_str("\",\"request_id\":");
+pub fn deny_body(reason: Reason, request_id: Option<&[u8]>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(b"{\"error\":\"");
+    body.extend_from_slice(reason.code().as_bytes());
+    body.extend_from_slice(b"\",\"request_id\":");
     push_string(&mut body, request_id.unwrap_or_default());
-    body.push('}');
+    body.push(b'}');
     body
 }
 
@@ -47,15 +47,15 @@ mod tests {
     fn deny_bodies_carry_only_reason_and_request_id() {
         assert_eq!(
             deny_body(Reason::InvalidToken, Some(b"abc-123")),
-            r#"{"error":"invalid_token","request_id":"abc-123"}"#
+            br#"{"error":"invalid_token","request_id":"abc-123"}"#
         );
         assert_eq!(
             deny_body(Reason::MissingToken, None),
-            r#"{"error":"missing_token","request_id":""}"#
+            br#"{"error":"missing_token","request_id":""}"#
         );
         assert_eq!(
             deny_body(Reason::InternalError, Some(b"a\"b")),
-            r#"{"error":"internal_error","request_id":"a\"b"}"#
+            br#"{"error":"internal_error","request_id":"a\"b"}"#
         );
     }
 

@@ -238,8 +238,9 @@ fn the_record_has_every_field_with_its_type() {
         b3_trace_id: None,
         principal: Some(SLEEP_PEER.as_bytes()),
     };
-    let mut line = String::new();
-    record.write(&mut line);
+    let mut bytes = Vec::new();
+    record.write(&mut bytes);
+    let line = String::from_utf8(bytes).expect("a record is UTF-8");
     assert!(!line.contains('\n'));
     let v = json::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(
@@ -304,8 +305,9 @@ fn a_deny_record_has_the_reason_and_leaves_unknown_fields_out() {
         b3_trace_id: None,
         principal: None,
     };
-    let mut line = String::new();
-    record.write(&mut line);
+    let mut bytes = Vec::new();
+    record.write(&mut bytes);
+    let line = String::from_utf8(bytes).expect("a record is UTF-8");
     assert!(!line.contains("null"), "{line}");
     let v = json::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(get(&v, "rfma.reason"), Some(&string("invalid_token")));
@@ -328,11 +330,11 @@ fn a_deny_record_has_the_reason_and_leaves_unknown_fields_out() {
 fn deny_bodies_and_counters() {
     assert_eq!(
         response::deny_body(Reason::MissingToken, Some(b"r-1")),
-        r#"{"error":"missing_token","request_id":"r-1"}"#
+        br#"{"error":"missing_token","request_id":"r-1"}"#
     );
     assert_eq!(
         response::deny_body(Reason::DuplicateToken, None),
-        r#"{"error":"duplicate_token","request_id":""}"#
+        br#"{"error":"duplicate_token","request_id":""}"#
     );
     assert_eq!(
         response::COUNTERS[response::counter_index(Decision::Bypass)],

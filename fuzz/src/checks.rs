@@ -228,7 +228,8 @@ pub fn check_record(r: &AccessRecord<'_>, line: &str) -> Result<Value, String> {
 }
 
 /// The deny body is exactly `{"error":"<reason>","request_id":"<id or empty>"}`.
-pub fn check_deny_body(body: &str, code: &str, request_id: Option<&[u8]>) -> Result<(), String> {
+pub fn check_deny_body(body: &[u8], code: &str, request_id: Option<&[u8]>) -> Result<(), String> {
+    let body = std::str::from_utf8(body).map_err(|e| format!("the deny body is not UTF-8: {e}"))?;
     if body.contains(['\n', '\r']) {
         return Err("the deny body is not one line".into());
     }
@@ -344,13 +345,13 @@ mod tests {
     fn every_day_from_1970_to_2554_matches_the_filter() {
         // A calendar turned one day at a time, checked against the model now and then.
         let (mut year, mut month, mut day) = (1970u64, 1usize, 1u64);
-        let mut written = String::new();
+        let mut written = Vec::new();
         for n in 0..213_000u64 {
             let ns = n * 86_400_000_000_000 + 86_399_999_000_000;
             let want = format!("{year:04}-{month:02}-{day:02}T23:59:59.999Z");
             written.clear();
             rfma_filter::record::write_timestamp(&mut written, ns);
-            assert_eq!(written, want, "day {n}");
+            assert_eq!(written, want.as_bytes(), "day {n}");
             if n % 997 == 0 {
                 assert_eq!(timestamp(ns), want, "day {n}");
             }
@@ -388,8 +389,9 @@ mod tests {
     #[test]
     fn a_real_record_passes_and_a_tampered_one_fails() {
         let r = record();
-        let mut line = String::new();
-        r.write(&mut line);
+        let mut bytes = Vec::new();
+        r.write(&mut bytes);
+        let line = String::from_utf8(bytes).unwrap();
         check_record(&r, &line).unwrap();
         for (from, to) in [
             ("\"403\"", "\"403\""),
@@ -431,14 +433,14 @@ mod tests {
         let digest = hex(&sha256(b"Zq9demoTokenAlpha7Hk2vX")).to_uppercase();
         assert!(s.leak(&digest.as_bytes()[20..30], &[]).is_some());
         check_deny_body(
-            r#"{"error":"invalid_token","request_id":""}"#,
+            br#"{"error":"invalid_token","request_id":""}"#,
             "invalid_token",
             None,
         )
         .unwrap();
         assert!(
             check_deny_body(
-                r#"{"error":"invalid_token","request_id":"","t":1}"#,
+                br#"{"error":"invalid_token","request_id":"","t":1}"#,
                 "invalid_token",
                 None
             )

@@ -254,6 +254,7 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
         Decision::Deny(reason) => {
             let body = response::deny_body(reason, view.request_id);
             check_deny_body(&body, reason.code(), view.request_id)?;
+            let body = String::from_utf8_lossy(&body);
             if let Some(piece) = secrets.leak_in_json(&body, &inputs) {
                 return Err(format!("the deny body leaks {piece:?}: {body}"));
             }
@@ -288,8 +289,9 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
         b3_trace_id: view.b3_trace_id,
         principal,
     };
-    let mut line = String::new();
-    record.write(&mut line);
+    let mut bytes = Vec::new();
+    record.write(&mut bytes);
+    let line = String::from_utf8(bytes).map_err(|e| format!("the record is not UTF-8: {e}"))?;
     check_record(&record, &line)?;
     if let Some(piece) = secrets.leak_in_json(&line, &inputs) {
         return Err(format!("the record leaks {piece:?}: {line}"));
@@ -367,8 +369,9 @@ pub fn run_record(data: &[u8]) -> Result<(), String> {
         b3_trace_id: input.bytes("b3"),
         principal: input.bytes("principal"),
     };
-    let mut line = String::new();
-    record.write(&mut line);
+    let mut bytes = Vec::new();
+    record.write(&mut bytes);
+    let line = String::from_utf8(bytes).map_err(|e| format!("the record is not UTF-8: {e}"))?;
     check_record(&record, &line)?;
     for reason in Reason::ALL {
         check_deny_body(

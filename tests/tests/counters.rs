@@ -5,7 +5,6 @@ mod common;
 use common::{COUNTERS, LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_TOKEN, host};
 use rfma_tests::{Plugin, Status};
 
-
 fn snapshot(plugin: &Plugin<'_>) -> Vec<u64> {
     COUNTERS.iter().map(|c| plugin.counter(c)).collect()
 }

@@ -9,7 +9,6 @@ mod common;
 use common::{COUNTERS, LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, host};
 use rfma_tests::Plugin;
 
-
 struct Rng(u64);
 
 impl Rng {

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "istio-demo", version, about = "Run, validate, deploy and verify the istio-demo mesh and its token-gate filter")]
+#[command(
+    name = "istio-demo",
+    version,
+    about = "Run, validate, deploy and verify the istio-demo mesh and its token-gate filter"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

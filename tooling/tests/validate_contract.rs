@@ -54,8 +54,9 @@ fn records() -> Vec<Value> {
                 b3_trace_id: None,
                 principal: Some(b"spiffe://cluster.local/ns/demo/sa/sleep"),
             };
-            let mut line = String::new();
-            record.write(&mut line);
+            let mut bytes = Vec::new();
+            record.write(&mut bytes);
+            let line = String::from_utf8(bytes).expect("a record is UTF-8");
             assert!(!line.contains('\n'));
             serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("record is not JSON ({e}): {line}"))

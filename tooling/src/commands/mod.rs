@@ -1,10 +1,10 @@
 //! One module per subcommand.
 
-pub mod validate;
-pub mod sandbox;
-pub mod token;
-pub mod wasm;
-pub mod up;
 pub mod down;
+pub mod sandbox;
 pub mod status;
+pub mod token;
+pub mod up;
+pub mod validate;
 pub mod verify;
+pub mod wasm;
