@@ -56,6 +56,11 @@ impl Module {
         Module::from_bytes(&bytes, &path.display().to_string())
     }
 
+    /// The names the module exports, in its order.
+    pub fn export_names(&self) -> Vec<String> {
+        self.inner.exports().map(|e| e.name().to_owned()).collect()
+    }
+
     /// Where the module came from (a path or a test name).
     pub fn source(&self) -> &str {
         &self.source
