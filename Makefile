@@ -90,8 +90,10 @@ test-wasm-bindgen: deps
 	NODE_PATH=$(ROOT)/tests/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  cargo test -p rfma-filter --target wasm32-unknown-unknown --test node_logic
 
-# The benchmark and the soak run (docs/performance.md, .json, .png); about 10 minutes.
-# More: make bench BENCH_ARGS="--profile" (variants that split the filter's cost), --help lists all.
+# The benchmark (CPU in alternating rounds, then Envoy's instructions per request under
+# callgrind) and the soak run: docs/performance.md, .json, .png; about 20 minutes.
+# More: make bench BENCH_ARGS="--profile" (variants and probes that split the filter's cost;
+# about 40 minutes), --help lists all.
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-requirements.sha256
 

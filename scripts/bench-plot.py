@@ -3,7 +3,9 @@
 
 Left: the Envoy CPU each gate adds per request, relative to no gate in the same round
 (median, with the range over rounds), per scenario. Right: requests per second.
-A third panel, when the run had `--profile`, splits the filter's cost.
+A further panel, when the run had `--profile`, splits the filter's cost; and one, when the run
+counted instructions under callgrind (`--instructions`), shows the Envoy instructions each gate
+adds per request (HTTP/1.1, allowed traffic). Older JSON without them still plots.
 """
 import json
 import sys
@@ -57,8 +59,13 @@ def main(src, dst):
     labels = {v["key"]: v["label"] for v in data["variants"]}
     scenarios = data["scenarios"]
     profile = [k for k in labels if k.startswith("p")]
-    panels = 3 if profile else 2
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5.2))
+    instr = {r["variant"]: r for r in ((data.get("instructions") or {}).get("runs") or [])}
+    instr_gates = [v for v in STANDARD[1:] if instr.get(v, {}).get("added_vs_a_per_request") is not None]
+    panels = 2 + bool(profile) + bool(instr_gates)
+    # Four panels in one row would be too wide to read: two rows of two.
+    rows_, cols = (2, 2) if panels == 4 else (1, panels)
+    fig, grid = plt.subplots(rows_, cols, figsize=(6.5 * cols, 5.2 * rows_), squeeze=False)
+    axes = list(grid.flat)
 
     added = lambda r: (r["added_cpu_us_per_request"] or {}).get("median")  # noqa: E731
     span = lambda r: (  # noqa: E731
@@ -86,6 +93,24 @@ def main(src, dst):
         ax.axvline(0, color="black", linewidth=0.8)
         ax.grid(axis="x", alpha=0.3)
         ax.set_title("Where the filter's time goes (HTTP/1.1, allowed)\nadded CPU µs per request vs no gate")
+
+    if instr_gates:
+        ax = axes[2 + bool(profile)]
+        ys = [instr[v]["added_vs_a_per_request"] / 1000 for v in instr_gates]
+        bars = ax.bar(range(len(instr_gates)), ys, color=[COLOURS.get(v) for v in instr_gates])
+        for bar, y in zip(bars, ys):
+            ax.annotate(f"{y:+.1f}k", (bar.get_x() + bar.get_width() / 2, y), ha="center",
+                        va="bottom" if y >= 0 else "top", fontsize=8)
+        ax.set_xticks(range(len(instr_gates)))
+        ax.set_xticklabels([short(labels.get(v, instr[v].get("label", v))) for v in instr_gates],
+                           fontsize=7, rotation=15, ha="right")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.grid(axis="y", alpha=0.3)
+        settings = data["instructions"]
+        ax.set_title(
+            "Envoy instructions added per request vs no gate (×1000)\n"
+            f"callgrind, HTTP/1.1 allowed, {settings.get('requests', '?')} requests, one run each"
+        )
 
     meta = data["meta"]
     fig.suptitle(f"Token gate cost in Envoy 1.40 — {meta.get('cpu', '?')}, {meta.get('date_utc', '?')}", fontsize=10)

@@ -73,7 +73,7 @@ pub const STANDARD: [Variant; 5] = [
 ];
 
 /// Variants that split the filter's cost (`--profile`).
-pub const PROFILE: [Variant; 8] = [
+pub const PROFILE: [Variant; 14] = [
     Variant {
         key: "p1",
         label: "(p1) rfma, sink proxy_log + strip",
@@ -125,6 +125,39 @@ pub const PROFILE: [Variant; 8] = [
         key: "p8",
         label: "(p8) probe: empty + 1 absent get_property",
         kind: Kind::Probe(Probe::AbsentProperty),
+    },
+    // The SDK-shaped probes: a module built with the Rust SDK (as the filter is) exports
+    // every HTTP callback, so Envoy calls five more per request than for (p4). (p10)–(p14)
+    // each add one host call the filter makes to (p9).
+    Variant {
+        key: "p9",
+        label: "(p9) probe: SDK-shaped empty (all callbacks)",
+        kind: Kind::Probe(Probe::Sdk),
+    },
+    Variant {
+        key: "p10",
+        label: "(p10) probe: SDK-shaped + clock",
+        kind: Kind::Probe(Probe::SdkClock),
+    },
+    Variant {
+        key: "p11",
+        label: "(p11) probe: SDK-shaped + counter increment",
+        kind: Kind::Probe(Probe::SdkCounter),
+    },
+    Variant {
+        key: "p12",
+        label: "(p12) probe: SDK-shaped + remove token header",
+        kind: Kind::Probe(Probe::SdkRemoveHeader),
+    },
+    Variant {
+        key: "p13",
+        label: "(p13) probe: SDK-shaped + get response :status",
+        kind: Kind::Probe(Probe::SdkResponseStatus),
+    },
+    Variant {
+        key: "p14",
+        label: "(p14) probe: SDK-shaped + 1 get_property",
+        kind: Kind::Probe(Probe::SdkProperty),
     },
 ];
 
@@ -233,17 +266,17 @@ impl Run {
 
 /// The requests of a scenario for a variant: path, headers, and the status and filter
 /// decision each must get.
-struct Traffic {
-    path: &'static str,
-    headers: Vec<(String, String)>,
-    status: u16,
-    /// The filter counter each request increments (filter variants only).
-    counter: Option<&'static str>,
+pub(crate) struct Traffic {
+    pub(crate) path: &'static str,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) status: u16,
+    /// The counter each request increments (filter variants, and the counter probe).
+    pub(crate) counter: Option<&'static str>,
     /// `rfma.decision` in the record.
-    decision: Option<&'static str>,
+    pub(crate) decision: Option<&'static str>,
 }
 
-fn traffic(kind: Kind, mix: Mix) -> Traffic {
+pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
     let token = match mix {
         Mix::Allowed => TOKENS[0].1,
         Mix::Denied => WRONG_TOKEN,
@@ -276,6 +309,14 @@ fn traffic(kind: Kind, mix: Mix) -> Traffic {
                 Mix::Denied => "deny",
             }),
         },
+        // The probe's own counter: proof that its host call really ran on every request.
+        Kind::Probe(Probe::SdkCounter) => Traffic {
+            path: PATH,
+            headers,
+            status,
+            counter: Some(crate::probe::COUNTER),
+            decision: None,
+        },
         _ => Traffic {
             path: PATH,
             headers,
@@ -286,15 +327,16 @@ fn traffic(kind: Kind, mix: Mix) -> Traffic {
     }
 }
 
-/// The gate and access log of a variant (probe modules are written into `dir`).
-fn gate(setup: &Setup, kind: Kind, dir: &Path) -> Result<(Gate, AccessLog), String> {
+/// The gate and access log of a variant with the filter module `wasm` (probe modules are
+/// written into `dir`).
+pub(crate) fn gate(wasm: &Path, kind: Kind, dir: &Path) -> Result<(Gate, AccessLog), String> {
     Ok(match kind {
         Kind::NoGate => (Gate::None, AccessLog::EnvoyJson),
         Kind::Rbac => (Gate::Rbac, AccessLog::EnvoyJson),
         Kind::Lua => (Gate::Lua, AccessLog::EnvoyJson),
         Kind::Filter { sink, strip, .. } => (
             Gate::Wasm {
-                module: setup.wasm.clone(),
+                module: wasm.to_path_buf(),
                 config: plugin_config(sink, strip),
             },
             if sink == Sink::FilterState {
@@ -315,6 +357,24 @@ fn gate(setup: &Setup, kind: Kind, dir: &Path) -> Result<(Gate, AccessLog), Stri
             )
         }
     })
+}
+
+/// One request before any measurement: the variant answers as it must.
+pub(crate) fn check_first_request(envoy: &Envoy, t: &Traffic) -> Result<(), String> {
+    let mut request = istio_demo::envoy::http1::Request::get(t.path);
+    for (n, val) in &t.headers {
+        request = request.header(n, val);
+    }
+    let first = envoy.send(&request)?;
+    if first.status != t.status {
+        return Err(format!(
+            "expected status {}, got {} {}",
+            t.status,
+            first.status,
+            first.text()
+        ));
+    }
+    Ok(())
 }
 
 /// Envoy's CPU time (user + system, all threads) in seconds, from `/proc/PID/stat`.
@@ -344,7 +404,7 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
 pub fn run_one(setup: &Setup, round: u32, sc: Scenario, v: Variant) -> Result<Run, String> {
     let dir = tempdir(&setup.scratch, "run-")?;
     let access_log = dir.path().join("access.log");
-    let (gate, log) = gate(setup, v.kind, dir.path())?;
+    let (gate, log) = gate(&setup.wasm, v.kind, dir.path())?;
     let bootstrap = rig::bootstrap(&gate, log, &access_log);
     let mut envoy = Envoy::start(
         &setup.envoy,
@@ -357,20 +417,7 @@ pub fn run_one(setup: &Setup, round: u32, sc: Scenario, v: Variant) -> Result<Ru
     let t = traffic(v.kind, sc.mix);
     let context = |e: String| format!("{} / {}: {e}", sc.key, v.label);
 
-    // One request first: the variant answers as it must before it is measured.
-    let mut probe = istio_demo::envoy::http1::Request::get(t.path);
-    for (n, val) in &t.headers {
-        probe = probe.header(n, val);
-    }
-    let first = envoy.send(&probe).map_err(context)?;
-    if first.status != t.status {
-        return Err(context(format!(
-            "expected status {}, got {} {}",
-            t.status,
-            first.status,
-            first.text()
-        )));
-    }
+    check_first_request(&envoy, &t).map_err(context)?;
 
     let load = |duration| Load {
         protocol: sc.protocol,
@@ -460,7 +507,7 @@ fn check_counters(delta: &Counters, t: &Traffic) -> Result<(), String> {
 
 /// Every line is a JSON object; the filter's records carry the expected decision and status
 /// (but for requests cut off by the load generator, which have no status); no token appears.
-fn check_access_log(path: &Path, log: AccessLog, t: &Traffic) -> Result<(), String> {
+pub(crate) fn check_access_log(path: &Path, log: AccessLog, t: &Traffic) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for (_, token) in TOKENS {
         if log == AccessLog::Record && text.contains(token) {

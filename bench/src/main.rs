@@ -4,7 +4,7 @@
 use clap::Parser;
 use rfma_bench::bench::{self, PROFILE, STANDARD, Setup, Variant};
 use rfma_bench::report::Report;
-use rfma_bench::{load, machine, rig, soak, summary};
+use rfma_bench::{instructions, load, machine, rig, soak, summary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -48,6 +48,11 @@ struct Args {
     /// 0: none).
     #[arg(long, default_value_t = 3)]
     memory_rounds: u32,
+    /// Requests per callgrind run: after the CPU rounds, each variant runs once more under
+    /// valgrind's callgrind, which counts the instructions Envoy executes per request
+    /// (deterministic, unlike CPU time; needs valgrind and hey). 0: skip.
+    #[arg(long, default_value_t = instructions::DEFAULT_REQUESTS)]
+    instructions: u64,
     /// Do not pin Envoy and the load generator to cores.
     #[arg(long)]
     no_pin: bool,
@@ -90,6 +95,20 @@ fn run(args: &Args) -> Result<(), String> {
     let envoy = istio_demo::envoy::find_envoy(args.envoy.as_deref())?;
     let wasm = find_wasm(args.wasm.as_ref())?;
     load::check_tools()?;
+    // Checked before the CPU rounds, so a missing tool does not fail a long run at its end.
+    let instr_tools = if args.instructions > 0 {
+        let tools = instructions::check_tools()?;
+        if args.instructions < u64::from(instructions::CONNECTIONS) {
+            return Err(format!(
+                "--instructions: at least {} requests (hey's connections), or 0 to skip",
+                instructions::CONNECTIONS
+            ));
+        }
+        // valgrind must start the Envoy binary, not the virtualenv's wrapper script.
+        Some((tools, instructions::resolve_envoy_binary(&envoy)?))
+    } else {
+        None
+    };
     let scenarios = args
         .scenarios
         .iter()
@@ -150,6 +169,39 @@ fn run(args: &Args) -> Result<(), String> {
         .map(|v| v.key)
         .collect();
     let rows = summary::summarise(&runs, &scenario_keys, &variant_keys, "a");
+
+    // Instructions per request: one callgrind run per variant is enough (it is deterministic).
+    let mut instr = Vec::new();
+    if let Some((tools, envoy_elf)) = &instr_tools {
+        let isetup = instructions::Setup {
+            envoy: envoy_elf.clone(),
+            wasm: wasm.clone(),
+            tools: tools.clone(),
+            requests: args.instructions,
+            warmup_requests: instructions::WARMUP_REQUESTS,
+            scratch: setup.scratch.clone(),
+        };
+        let mut variants: Vec<Variant> = STANDARD.to_vec();
+        if args.profile {
+            variants.extend(PROFILE);
+        }
+        let n = variants.len();
+        for (i, v) in variants.into_iter().enumerate() {
+            let t = Instant::now();
+            let m = instructions::measure(&isetup, v)?;
+            eprintln!(
+                "[instr {:>2}/{n} {:>4.0}s] {:<48} {:>9.0} instructions/req  ({} requests, window {:.1}s, run {:.0}s)",
+                i + 1,
+                started.elapsed().as_secs_f64(),
+                v.label,
+                m.per_request(),
+                m.requests,
+                m.window_s,
+                t.elapsed().as_secs_f64()
+            );
+            instr.push(m);
+        }
+    }
 
     // Memory: what a further worker (a further Wasm VM) adds, apart from what the first costs.
     let mem_variants = [STANDARD[0], PROFILE[3], STANDARD[3]];
@@ -224,6 +276,11 @@ fn run(args: &Args) -> Result<(), String> {
         soak_requests: args.soak_requests,
         soak_batch: args.soak_batch,
         soak_reference,
+        instructions: &instr,
+        instructions_requests: args.instructions,
+        instructions_tool: instr_tools
+            .as_ref()
+            .map(|(t, _)| t.valgrind_version.clone()),
     };
     let md = args.out.join("performance.md");
     let js = args.out.join("performance.json");

@@ -267,6 +267,23 @@ pub struct Envoy {
     pub admin: SocketAddr,
     pub listener: SocketAddr,
     pub access_log: PathBuf,
+    /// How long to wait for Envoy (start, access log): longer under valgrind.
+    timeout: Duration,
+}
+
+/// How [`Envoy::launch`] starts the process.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The core to pin Envoy to (with `taskset`).
+    pub core: Option<usize>,
+    /// A program and its arguments to run Envoy under (valgrind), which must keep Envoy in
+    /// its own process (so the child's pid is Envoy's); empty: run Envoy itself.
+    pub wrapper: Vec<std::ffi::OsString>,
+    /// Environment variables for the child.
+    pub env: Vec<(String, std::ffi::OsString)>,
+    /// How long Envoy may take to become ready, and the access log to catch up
+    /// ([`READY_TIMEOUT`] when `None`).
+    pub timeout: Option<Duration>,
 }
 
 impl Envoy {
@@ -280,12 +297,40 @@ impl Envoy {
         core: Option<usize>,
         workers: u32,
     ) -> Result<Envoy, String> {
+        let launch = Launch {
+            core,
+            ..Launch::default()
+        };
+        Envoy::launch(envoy_bin, bootstrap, access_log, dir, workers, &launch)
+    }
+
+    /// [`Envoy::start`], started as `launch` says (under a wrapper, with a longer timeout).
+    pub fn launch(
+        envoy_bin: &Path,
+        bootstrap: &Value,
+        access_log: &Path,
+        dir: &Path,
+        workers: u32,
+        launch: &Launch,
+    ) -> Result<Envoy, String> {
+        let timeout = launch.timeout.unwrap_or(READY_TIMEOUT);
         let config = dir.join("envoy.json");
         let text = serde_json::to_vec_pretty(bootstrap).map_err(|e| e.to_string())?;
         istio_demo::envoy::write_private(&config, &text)?;
         let admin_path = dir.join("admin.address");
-        // `taskset` execs Envoy, so the child's pid is Envoy's.
-        let mut cmd = pinned(core, envoy_bin);
+        // `taskset` execs its program, and valgrind runs Envoy inside its own process, so
+        // either way the child's pid is Envoy's.
+        let mut cmd = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = pinned(launch.core, Path::new(program));
+                c.args(args).arg(envoy_bin);
+                c
+            }
+            None => pinned(launch.core, envoy_bin),
+        };
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
         cmd.arg("--config-path")
             .arg(&config)
             .args([
@@ -299,20 +344,20 @@ impl Envoy {
             .arg("--admin-address-path")
             .arg(&admin_path);
         let mut process = Managed::spawn("envoy", cmd, &dir.join("envoy.log"))?;
-        let admin = wait_for(&mut process, "the admin address", || {
+        let admin = wait_for(&mut process, "the admin address", timeout, || {
             std::fs::read_to_string(&admin_path)
                 .ok()?
                 .trim()
                 .parse()
                 .ok()
         })?;
-        wait_for(&mut process, "admin /ready", || {
+        wait_for(&mut process, "admin /ready", timeout, || {
             http1::Request::get("/ready")
                 .send(admin)
                 .ok()
                 .filter(|r| r.status == 200)
         })?;
-        let listener = wait_for(&mut process, "the listener's port", || {
+        let listener = wait_for(&mut process, "the listener's port", timeout, || {
             let r = http1::Request::get("/listeners?format=json")
                 .send(admin)
                 .ok()?;
@@ -329,6 +374,7 @@ impl Envoy {
             admin,
             listener,
             access_log: access_log.to_path_buf(),
+            timeout,
         })
     }
 
@@ -373,6 +419,7 @@ impl Envoy {
         let n = wait_for(
             &mut self.process,
             &format!("{min} access-log lines"),
+            self.timeout,
             || {
                 let n = counter.count(&path);
                 (n >= min).then_some(n)
@@ -442,13 +489,14 @@ impl LineCounter {
     }
 }
 
-/// Polls `check` until it yields a value, Envoy dies, or [`READY_TIMEOUT`] passes.
+/// Polls `check` until it yields a value, Envoy dies, or `timeout` passes.
 fn wait_for<T>(
     process: &mut Managed,
     what: &str,
+    timeout: Duration,
     mut check: impl FnMut() -> Option<T>,
 ) -> Result<T, String> {
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
             return Ok(v);
@@ -459,7 +507,7 @@ fn wait_for<T>(
         if Instant::now() >= deadline {
             return Err(format!(
                 "envoy: no {what} after {}s; its last output:\n{}",
-                READY_TIMEOUT.as_secs(),
+                timeout.as_secs(),
                 process.log_tail(2000)
             ));
         }
