@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod commands;
+pub mod deploy;
 pub mod envoy;
 pub mod manifests;
 pub mod oci;
