@@ -776,6 +776,8 @@ async fn a_wait_rides_out_a_transient_api_error() {
     let mut cluster = Cluster::new(client, false);
     cluster.poll = Duration::from_millis(1);
     let t = Target::of(&kustomization("apps", "./apps"), Check::Ready);
-    cluster.wait(&t, Duration::from_secs(30)).await.unwrap();
+    istio_demo::deploy::wait::wait(&cluster, &t, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(finish(server).await.len(), 3);
 }

@@ -112,7 +112,7 @@ async fn delete_and_wait(
     }
     let start = Instant::now();
     out.flush()?;
-    match cluster.wait(&t, timeout).await {
+    match crate::deploy::wait::wait(cluster, &t, timeout).await {
         Ok(()) => writeln!(
             out,
             "  deleted: {} ({:.1}s)",

@@ -681,7 +681,7 @@ pub async fn run_stages(cluster: &Cluster, stages: &[Stage], out: &mut impl Writ
                 stage.timeout.as_secs()
             )?;
             out.flush()?;
-            match cluster.wait(t, stage.timeout).await {
+            match crate::deploy::wait::wait(cluster, t, stage.timeout).await {
                 Ok(()) => writeln!(out, "  ready: {} ({})", t.id(), elapsed(t0))?,
                 Err(f) => {
                     writeln!(out, "  FAILED: {f}")?;

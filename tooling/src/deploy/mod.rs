@@ -8,4 +8,7 @@
 //! install manifest; `wait` knows when an object is ready.
 
 pub mod artifact;
+pub mod render;
 pub mod resources;
+pub mod tokens;
+pub mod wait;
