@@ -60,6 +60,15 @@ impl KubeArgs {
     }
 }
 
+/// The runtime every cluster command runs on (two workers: the forward and the waits).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Runs a command's future on a fresh runtime; prints `istio-demo NAME: error: ...` and exits 1 on error.
 pub fn block_on(
     name: &str,
@@ -361,6 +370,35 @@ impl Cluster {
                 Outcome::Configured(changed_paths(&comparable(&b), &comparable(&after), "", 3))
             }
         })
+    }
+
+    /// A JSON merge patch of `patch` onto the object named by `obj` (apiVersion, kind, metadata);
+    /// `false` when it is not there. For a field another manager owns or we must not take over
+    /// with server-side apply (e.g. `spec.suspend` of a Kustomization we applied whole).
+    pub async fn merge_patch(&self, obj: &Value, patch: &Value) -> Result<bool> {
+        let id = object_id(obj);
+        let (Some(api_version), Some(kind), Some(name)) = (
+            obj["apiVersion"].as_str(),
+            obj["kind"].as_str(),
+            obj["metadata"]["name"].as_str(),
+        ) else {
+            bail!("{id}: apiVersion, kind and metadata.name are needed to patch it");
+        };
+        let Some(api) = self
+            .api_for(api_version, kind, obj["metadata"]["namespace"].as_str())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut params = PatchParams::default();
+        if self.dry_run {
+            params = params.dry_run();
+        }
+        match api.patch(name, &params, &Patch::Merge(patch)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("patching {id}")),
+        }
     }
 
     /// Deletes an object; `false` when it was not there.

@@ -29,6 +29,15 @@ enum Command {
     Down(istio_demo::commands::down::DownArgs),
 }
 
+/// Commands that return `anyhow::Result<ExitCode>`: one error line, `istio-demo NAME: error: ...`
+/// with every cause, and exit status 1.
+fn report(name: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("istio-demo {name}: error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -36,9 +45,9 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => istio_demo::commands::sandbox::run(&args),
         Command::Token(args) => istio_demo::commands::token::run(&args),
         Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
-        Command::Up(args) => istio_demo::commands::up::run(&args),
-        Command::Status(args) => istio_demo::commands::status::run(&args),
+        Command::Up(args) => report("up", istio_demo::commands::up::run(&args)),
+        Command::Status(args) => report("status", istio_demo::commands::status::run(&args)),
         Command::Verify(args) => istio_demo::commands::verify::run(&args),
-        Command::Down(args) => istio_demo::commands::down::run(&args),
+        Command::Down(args) => report("down", istio_demo::commands::down::run(&args)),
     }
 }

@@ -1,30 +1,38 @@
-//! `istio-demo down`: tear the demo down in the reverse order of `up`, waiting for finalizers.
-//! Namespaces that existed before `up` (no `app.kubernetes.io/managed-by=istio-demo` label) are
-//! never deleted, and are protected from Flux's garbage collection first.
+//! `istio-demo down`: tear the demo down in the reverse order of `up`, without racing Flux. The
+//! self-managing Kustomization is suspended first (so nothing re-creates what is deleted), then
+//! each Kustomization goes in reverse dependency order (its finalizer prunes what it applied), the
+//! source, the token Secrets, the registry and the namespaces `up` created, and Flux if `up`
+//! installed it. What existed before `up` stays.
 
-use crate::cluster::{self, Check, Cluster, KubeArgs, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Target};
-use crate::commands::up::{self, Synced};
+use crate::cluster::{self, Cluster, KubeArgs};
+use crate::deploy::execute::{FLUX_PRUNE_ANNOTATION, ours};
+use crate::deploy::plan::{self, is_flux_kustomization};
+use crate::deploy::render::{
+    self, FLUX_NAMESPACE, Profile, SELF_KUSTOMIZATION, SOURCE_NAME, SourceKind,
+};
+use crate::deploy::tokens::DEMO_TOKENS;
+use crate::deploy::wait::{self, Check, Target};
 use crate::manifests;
 use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Flux skips garbage collection of objects carrying this annotation.
-pub const FLUX_PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
 /// Label on every object of Flux's install manifest.
 pub const FLUX_PART_OF: &str = "app.kubernetes.io/part-of=flux";
 
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Tear the demo down in reverse order, waiting for finalizers; never deletes pre-existing namespaces",
-    long_about = "Deletes what `up` created, in reverse order: first the Flux Kustomizations and sources from flux/ \
-(Flux's finalizers prune everything they applied; waits until they are gone), then the namespaces `up` created \
-(those labelled app.kubernetes.io/managed-by=istio-demo; waits until they are gone), then Flux itself (its CRDs, \
-cluster roles and the flux-system namespace) only if `up` installed it. A namespace that existed before `up` is \
-never deleted: it is annotated kustomize.toolkit.fluxcd.io/prune=disabled first so Flux's garbage collection \
+    about = "Tear the demo down in reverse order, waiting for finalizers; keeps what existed before `up`",
+    long_about = "Suspends the self-managing Flux Kustomization `istio-demo` first, so Flux cannot re-create what \
+is deleted; then deletes the Flux Kustomizations in reverse dependency order (each one's finalizer prunes what it \
+applied; waits until they are gone), the self-managing one and the source, the token Secrets, then the namespaces \
+`up` created (labelled app.kubernetes.io/managed-by=istio-demo, the registry's among them), then Flux itself (its \
+CRDs, cluster roles and the flux-system namespace) only if `up` installed it. A namespace that existed before `up` \
+is never deleted: it is annotated kustomize.toolkit.fluxcd.io/prune=disabled first so Flux's garbage collection \
 keeps it too. --dry-run sends the deletes as server-side dry runs and waits for nothing."
 )]
 pub struct DownArgs {
@@ -44,52 +52,40 @@ pub struct DownArgs {
     pub repo: Option<PathBuf>,
 }
 
-fn kind(o: &Value) -> &str {
-    o["kind"].as_str().unwrap_or_default()
+/// What `down` deletes, from the rendered manifests (every profile, every source).
+#[derive(Debug, Clone, Default)]
+pub struct Teardown {
+    /// Flux Kustomizations other than the self-managing one, in deletion order (dependants first).
+    pub kustomizations: Vec<Value>,
+    /// Namespaces the manifests declare, `flux-system` excluded.
+    pub namespaces: Vec<Value>,
 }
 
-fn ours(ns: &Value) -> bool {
-    ns.pointer("/metadata/labels")
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .and_then(Value::as_str)
-        == Some(MANAGED_BY_VALUE)
-}
-
-/// The Flux objects of flux/ in deletion order: Kustomizations and HelmReleases (last first), then sources.
-pub fn sync_objects(flux_dir: &[Value]) -> Vec<Value> {
-    let relevant: Vec<&Value> = flux_dir
-        .iter()
-        .filter(|o| !matches!(kind(o), "Namespace" | "CustomResourceDefinition"))
-        .collect();
-    let (appliers, rest): (Vec<&Value>, Vec<&Value>) = relevant
-        .into_iter()
-        .partition(|o| matches!(kind(o), "Kustomization" | "HelmRelease"));
-    appliers
-        .into_iter()
-        .rev()
-        .chain(rest.into_iter().rev())
-        .cloned()
-        .collect()
-}
-
-/// Namespaces the manifests declare (flux/ and every synced path), deduplicated, `flux-system` excluded.
-pub fn namespaces(flux_dir: &[Value], synced: &[Synced]) -> Vec<Value> {
+/// Builds the teardown from rendered entry points and what they sync.
+pub fn teardown(entries: &[Vec<Value>], synced: &[render::Synced], registry: &[Value]) -> Teardown {
     let mut seen = std::collections::BTreeSet::new();
-    flux_dir
+    let ks: Vec<&Value> = entries
         .iter()
-        .chain(synced.iter().flat_map(|s| &s.objects))
-        .filter(|o| kind(o) == "Namespace" && o["apiVersion"] == "v1")
-        .filter(|o| o["metadata"]["name"] != "flux-system")
-        .filter(|o| {
-            seen.insert(
-                o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
+        .flatten()
+        .filter(|o| is_flux_kustomization(o) && plan::name(o) != SELF_KUSTOMIZATION)
+        .filter(|o| seen.insert(plan::name(o).to_string()))
+        .collect();
+    let mut kustomizations: Vec<Value> = plan::dependency_order(ks).into_iter().cloned().collect();
+    kustomizations.reverse();
+    let mut seen = std::collections::BTreeSet::new();
+    let namespaces = synced
+        .iter()
+        .flat_map(|s| &s.objects)
+        .chain(registry)
+        .filter(|o| plan::kind(o) == "Namespace" && o["apiVersion"] == "v1")
+        .filter(|o| plan::name(o) != FLUX_NAMESPACE)
+        .filter(|o| seen.insert(plan::name(o).to_string()))
         .cloned()
-        .collect()
+        .collect();
+    Teardown {
+        kustomizations,
+        namespaces,
+    }
 }
 
 async fn delete_and_wait(
@@ -112,7 +108,7 @@ async fn delete_and_wait(
     }
     let start = Instant::now();
     out.flush()?;
-    match crate::deploy::wait::wait(cluster, &t, timeout).await {
+    match wait::wait(cluster, &t, timeout).await {
         Ok(()) => writeln!(
             out,
             "  deleted: {} ({:.1}s)",
@@ -131,20 +127,46 @@ async fn delete_and_wait(
     Ok(())
 }
 
+fn flux_object(kind: &str, api_version: &str, name: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": FLUX_NAMESPACE}})
+}
+
 /// Runs the teardown against `cluster`.
 pub async fn run_with(
     cluster: &Cluster,
-    flux_dir: &[Value],
-    synced: &[Synced],
+    plan: &Teardown,
     timeout: Duration,
     keep_flux: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    // 1. Which namespaces are ours; protect the user's from Flux's garbage collection.
-    writeln!(out, "[1/4] namespaces: ours or the user's")?;
+    // 1. Stop Flux's self-sync, so no Kustomization is re-created behind our back.
+    writeln!(out, "[1/6] suspend the self-managing Kustomization")?;
+    let self_ks = flux_object(
+        "Kustomization",
+        "kustomize.toolkit.fluxcd.io/v1",
+        SELF_KUSTOMIZATION,
+    );
+    if cluster
+        .merge_patch(&self_ks, &json!({"spec": {"suspend": true}}))
+        .await?
+    {
+        writeln!(
+            out,
+            "  {}suspended: Kustomization/{FLUX_NAMESPACE}/{SELF_KUSTOMIZATION}",
+            if cluster.dry_run { "would be " } else { "" }
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  absent: Kustomization/{FLUX_NAMESPACE}/{SELF_KUSTOMIZATION}"
+        )?;
+    }
+    // 2. Which namespaces are ours; protect the user's from Flux's garbage collection.
+    writeln!(out, "[2/6] namespaces: ours or the user's")?;
     let mut delete_ns = Vec::new();
-    for ns in namespaces(flux_dir, synced) {
-        let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+    let mut users_ns = Vec::new();
+    for ns in &plan.namespaces {
+        let name = plan::name(ns);
         match cluster.get("v1", "Namespace", None, name).await? {
             None => writeln!(out, "  absent: Namespace/{name}")?,
             Some(live) if ours(&live) => delete_ns.push(ns.clone()),
@@ -152,6 +174,7 @@ pub async fn run_with(
                 let mut protect = ns.clone();
                 protect["metadata"]["annotations"][FLUX_PRUNE_ANNOTATION] = json!("disabled");
                 cluster.apply(&protect).await?;
+                users_ns.push(name.to_string());
                 writeln!(
                     out,
                     "  keeping Namespace/{name}: it existed before istio-demo (protected from Flux's pruning)"
@@ -159,23 +182,56 @@ pub async fn run_with(
             }
         }
     }
-    // 2. Flux's Kustomizations and sources: their finalizers prune what they applied.
-    writeln!(out, "[2/4] Flux Kustomizations and sources")?;
-    for o in sync_objects(flux_dir) {
-        delete_and_wait(cluster, &o, timeout, out).await?;
+    // 3. The Kustomizations, dependants first: their finalizers prune what they applied.
+    writeln!(out, "[3/6] Flux Kustomizations, dependants first")?;
+    for o in &plan.kustomizations {
+        delete_and_wait(cluster, o, timeout, out).await?;
     }
-    // 3. Our namespaces.
-    writeln!(out, "[3/4] namespaces created by istio-demo")?;
-    if delete_ns.is_empty() {
-        writeln!(out, "  none")?;
+    // 4. The suspended self-managing Kustomization (its children are gone) and the source.
+    writeln!(
+        out,
+        "[4/6] the self-managing Kustomization and the Flux source"
+    )?;
+    delete_and_wait(cluster, &self_ks, timeout, out).await?;
+    for kind in ["OCIRepository", "GitRepository"] {
+        delete_and_wait(
+            cluster,
+            &flux_object(kind, "source.toolkit.fluxcd.io/v1", SOURCE_NAME),
+            timeout,
+            out,
+        )
+        .await?;
+    }
+    // 5. Token Secrets in namespaces that stay (the others go with their namespace).
+    writeln!(
+        out,
+        "[5/6] token Secrets and the namespaces istio-demo created"
+    )?;
+    for t in DEMO_TOKENS
+        .iter()
+        .filter(|t| users_ns.iter().any(|n| n == t.namespace))
+    {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": t.secret, "namespace": t.namespace}});
+        match cluster
+            .get("v1", "Secret", Some(t.namespace), t.secret)
+            .await?
+        {
+            Some(live) if ours(&live) => delete_and_wait(cluster, &secret, timeout, out).await?,
+            Some(_) => writeln!(
+                out,
+                "  keeping Secret/{}/{}: not made by istio-demo",
+                t.namespace, t.secret
+            )?,
+            None => writeln!(out, "  absent: Secret/{}/{}", t.namespace, t.secret)?,
+        }
     }
     for ns in &delete_ns {
         delete_and_wait(cluster, ns, timeout, out).await?;
     }
-    // 4. Flux itself, only if we installed it.
-    writeln!(out, "[4/4] Flux")?;
-    let flux_ns = cluster.get("v1", "Namespace", None, "flux-system").await?;
-    match flux_ns {
+    // 6. Flux itself, only if we installed it.
+    writeln!(out, "[6/6] Flux")?;
+    match cluster.get("v1", "Namespace", None, FLUX_NAMESPACE).await? {
         None => writeln!(out, "  not installed")?,
         Some(ns) if !ours(&ns) => {
             writeln!(out, "  left in place: Flux was installed before istio-demo")?
@@ -214,23 +270,45 @@ pub async fn run_with(
     Ok(())
 }
 
-async fn run_async(args: &DownArgs) -> Result<()> {
-    let repo = args.repo.clone().unwrap_or_else(manifests::repo_root);
-    let (flux_dir, synced) = up::render_repo(&repo)?;
-    let cluster = Cluster::new(args.kube.client().await?, args.dry_run);
-    let stdout = std::io::stdout();
-    run_with(
-        &cluster,
-        &flux_dir,
-        &synced,
-        args.timeout.unwrap_or(Duration::from_secs(600)),
-        args.keep_flux,
-        &mut stdout.lock(),
-    )
-    .await
+/// The teardown of the repository's manifests: every entry point (both profiles, both sources).
+pub fn teardown_of_repo(repo: &std::path::Path) -> Result<Teardown> {
+    let full = render::render_as_is(repo, Profile::Full, SourceKind::Oci)?;
+    let mut entries = vec![full.entry_objects()];
+    for (p, s) in [
+        (Profile::Minimal, SourceKind::Oci),
+        (Profile::Full, SourceKind::Git),
+        (Profile::Minimal, SourceKind::Git),
+    ] {
+        let dir = repo.join(render::entry_dir(p, s));
+        entries.push(
+            manifests::render(&dir)?
+                .into_iter()
+                .map(|m| m.object)
+                .collect(),
+        );
+    }
+    let registry: Vec<Value> = manifests::render(&repo.join(render::REGISTRY_DIR))?
+        .into_iter()
+        .map(|m| m.object)
+        .collect();
+    Ok(teardown(&entries, &full.synced(), &registry))
 }
 
 /// Entry point from `main`.
-pub fn run(args: &DownArgs) -> std::process::ExitCode {
-    cluster::block_on("down", run_async(args))
+pub fn run(args: &DownArgs) -> Result<ExitCode> {
+    let repo = args.repo.clone().unwrap_or_else(manifests::repo_root);
+    let plan = teardown_of_repo(&repo)?;
+    cluster::runtime()?.block_on(async {
+        let cluster = Cluster::new(args.kube.client().await?, args.dry_run);
+        let stdout = std::io::stdout();
+        run_with(
+            &cluster,
+            &plan,
+            args.timeout.unwrap_or(Duration::from_secs(600)),
+            args.keep_flux,
+            &mut stdout.lock(),
+        )
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,7 +1,10 @@
 //! `istio-demo status`: one table of every object the demo owns that has a status.
 
-use crate::cluster::{self, Check, Cluster, KubeArgs, Progress};
-use crate::commands::up::{self, Synced};
+use crate::cluster::{self, Cluster, KubeArgs};
+use crate::deploy::render::{
+    self, FLUX_NAMESPACE, Profile, SELF_KUSTOMIZATION, SOURCE_NAME, SourceKind, Synced,
+};
+use crate::deploy::wait::{Check, Progress};
 use crate::manifests;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -9,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -55,7 +59,7 @@ pub fn check_for(kind: &str, api_version: &str) -> Option<Option<Check>> {
         | ("helm.toolkit.fluxcd.io", "HelmRelease") => Some(Some(Check::Ready)),
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => Some(Some(Check::Workload)),
         ("flagger.app", "Canary") => Some(Some(Check::CanaryInitialized)),
-        ("extensions.istio.io", "WasmPlugin") => Some(None),
+        ("extensions.istio.io", "WasmPlugin" | "TrafficExtension") => Some(None),
         _ => None,
     }
 }
@@ -191,11 +195,19 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
     }
 }
 
-/// The declared objects `status` shows, in the order they are deployed.
-pub fn declared(flux_dir: &[Value], synced: &[Synced]) -> Vec<Value> {
+/// The declared objects `status` shows, in the order they are deployed: the registry, the Flux
+/// source, the entry point's Kustomizations, then what they sync.
+pub fn declared(
+    registry: &[Value],
+    source: &Value,
+    entry: &[Value],
+    synced: &[Synced],
+) -> Vec<Value> {
     let mut seen = std::collections::BTreeSet::new();
-    flux_dir
+    registry
         .iter()
+        .chain(std::iter::once(source))
+        .chain(entry)
         .chain(synced.iter().flat_map(|s| &s.objects))
         .filter(|o| {
             check_for(
@@ -270,30 +282,57 @@ pub async fn run_with(
     Ok(rows.iter().all(|r| r.ready != "False"))
 }
 
-async fn run_async(args: &StatusArgs) -> Result<()> {
-    let repo = args.repo.clone().unwrap_or_else(manifests::repo_root);
-    let (flux_dir, synced) = up::render_repo(&repo)?;
-    let cluster = Cluster::new(args.kube.client().await?, false);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let stdout = std::io::stdout();
-    let all_ready = run_with(
-        &cluster,
-        &declared(&flux_dir, &synced),
-        args.output,
-        now,
-        &mut stdout.lock(),
-    )
-    .await?;
-    if !all_ready {
-        anyhow::bail!("some objects are missing or not ready");
-    }
-    Ok(())
+/// The entry point `up` deployed, read from the self-managing Kustomization's `spec.path`
+/// (profile full, OCI source when there is none yet).
+pub async fn deployed_entry(cluster: &Cluster) -> Result<(Profile, SourceKind)> {
+    let live = cluster
+        .get(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            Some(FLUX_NAMESPACE),
+            SELF_KUSTOMIZATION,
+        )
+        .await?;
+    Ok(live
+        .as_ref()
+        .and_then(|k| k.pointer("/spec/path"))
+        .and_then(Value::as_str)
+        .and_then(render::entry_of_path)
+        .unwrap_or((Profile::Full, SourceKind::Oci)))
 }
 
 /// Entry point from `main`.
-pub fn run(args: &StatusArgs) -> std::process::ExitCode {
-    cluster::block_on("status", run_async(args))
+pub fn run(args: &StatusArgs) -> Result<ExitCode> {
+    let repo = args.repo.clone().unwrap_or_else(manifests::repo_root);
+    cluster::runtime()?.block_on(async {
+        let cluster = Cluster::new(args.kube.client().await?, false);
+        let (profile, source) = deployed_entry(&cluster).await?;
+        let rendered = render::render_as_is(&repo, profile, source)?;
+        let registry: Vec<Value> = manifests::render(&repo.join(render::REGISTRY_DIR))?
+            .into_iter()
+            .map(|m| m.object)
+            .collect();
+        let source_object = serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": match source { SourceKind::Oci => "OCIRepository", SourceKind::Git => "GitRepository" },
+            "metadata": {"name": SOURCE_NAME, "namespace": FLUX_NAMESPACE},
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let stdout = std::io::stdout();
+        let all_ready = run_with(
+            &cluster,
+            &declared(&registry, &source_object, &rendered.entry_objects(), &rendered.synced()),
+            args.output,
+            now,
+            &mut stdout.lock(),
+        )
+        .await?;
+        if !all_ready {
+            anyhow::bail!("some objects are missing or not ready");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }

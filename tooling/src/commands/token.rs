@@ -38,6 +38,42 @@ trimmed, as the filter trims the header value) and prints the SHA-256 digest (64
 `tokens[].sha256`. Fails on an empty token or one spanning several lines."
     )]
     Hash,
+    /// Print a deployed demo token (from its Secret in the cluster), for `curl`.
+    #[command(
+        long_about = "Reads the demo token NAME (sleep, loadtester or external) from the Secret `istio-demo up` made \
+for it and prints it on standard output, alone on one line, so that `curl -H \"x-rfma-token: $(istio-demo token show \
+external)\" ...` works. Nothing else prints it: not `up`, not a log. Fails if the Secret does not exist."
+    )]
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The token's name in the filter's configuration.
+    pub name: String,
+    #[command(flatten)]
+    pub kube: crate::cluster::KubeArgs,
+}
+
+/// `token show`: the token in the Secret of demo token `name`.
+pub async fn show(cluster: &crate::cluster::Cluster, name: &str) -> Result<String> {
+    let spec = crate::deploy::tokens::find(name)?;
+    let secret = cluster
+        .get("v1", "Secret", Some(spec.namespace), spec.secret)
+        .await?
+        .with_context(|| {
+            format!(
+                "no Secret {}/{}: the demo is not deployed here (run `istio-demo up`)",
+                spec.namespace, spec.secret
+            )
+        })?;
+    let token = crate::deploy::tokens::from_secret(*spec, &secret)?.with_context(|| {
+        format!(
+            "Secret {}/{} holds no token (run `istio-demo up` to make one)",
+            spec.namespace, spec.secret
+        )
+    })?;
+    Ok(token.reveal().to_string())
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +185,13 @@ pub fn run_with(args: &TokenArgs, input: impl Read, out: &mut impl Write) -> Res
         TokenCommand::Hash => {
             let token = read_token(input)?;
             writeln!(out, "{}", digest(&token))?;
+        }
+        TokenCommand::Show(a) => {
+            let token = crate::cluster::runtime()?.block_on(async {
+                let cluster = crate::cluster::Cluster::new(a.kube.client().await?, false);
+                show(&cluster, &a.name).await
+            })?;
+            writeln!(out, "{token}")?;
         }
     }
     Ok(())

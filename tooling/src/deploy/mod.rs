@@ -8,6 +8,11 @@
 //! install manifest; `wait` knows when an object is ready.
 
 pub mod artifact;
+pub mod execute;
+pub mod flux;
+pub mod plan;
+pub mod preflight;
+pub mod registry;
 pub mod render;
 pub mod resources;
 pub mod tokens;
