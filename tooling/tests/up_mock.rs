@@ -1,11 +1,18 @@
-//! `istio-demo up` against kube's tower-test mock: stage order, CRD Established then discovery
-//! refresh, server-side apply with one field manager and force, a dry run that writes nothing, and
-//! a failed wait that prints conditions and Events.
+//! `istio-demo up`'s deploy pipeline against kube's tower-test mock: stage order, CRD Established
+//! then discovery refresh, server-side apply with one field manager and force, a dry run that
+//! writes nothing, a failed wait that prints conditions and Events, a canary that Flagger rolls
+//! back, and a preflight that stops a profile the nodes cannot hold.
 
 mod support;
 
-use istio_demo::cluster::{Check, Cluster, Target};
-use istio_demo::commands::up::{self, Inputs, Stage, Synced};
+use istio_demo::cluster::Cluster;
+use istio_demo::commands::up;
+use istio_demo::deploy::execute;
+use istio_demo::deploy::plan::{self, Inputs, Stage};
+use istio_demo::deploy::preflight;
+use istio_demo::deploy::registry::Access;
+use istio_demo::deploy::render::{Profile, SourceKind, Synced};
+use istio_demo::deploy::wait::{Check, Target};
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::*;
@@ -34,19 +41,27 @@ fn kustomization(name: &str, path: &str) -> Value {
            "spec": {"path": path, "interval": "10m", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "istio-demo"}}})
 }
 
+fn oci_repository() -> Value {
+    json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+           "metadata": {"name": "istio-demo", "namespace": "flux-system"},
+           "spec": {"url": "oci://registry.istio-demo-registry.svc.cluster.local:5000/istio-demo/manifests",
+                    "insecure": true, "interval": "1m", "ref": {"digest": "sha256:abc"}}})
+}
+
 fn inputs() -> Inputs {
     Inputs {
+        profile: Profile::Full,
+        source: SourceKind::Oci,
         flux_install: vec![
             crd(),
             namespace("flux-system", json!({})),
             deployment("flux-system", "kustomize-controller"),
         ],
-        flux_dir: vec![
-            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                   "metadata": {"name": "istio-demo", "namespace": "flux-system"},
-                   "spec": {"url": "https://github.com/your-org/istio-demo", "ref": {"branch": "main"}, "interval": "1m"}}),
-            kustomization("demo", "./demo"),
-        ],
+        registry: vec![],
+        secrets: vec![],
+        push: None,
+        flux_source: oci_repository(),
+        entry: vec![kustomization("demo", "./demo")],
         synced: vec![
             Synced {
                 path: "./demo".into(),
@@ -74,23 +89,53 @@ fn inputs() -> Inputs {
                 objects: vec![deployment("elk", "kibana")],
             },
         ],
-        git_url: Some("https://example.test/me/istio-demo.git".into()),
-        git_branch: Some("feature".into()),
     }
 }
 
+fn secret(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns,
+           "annotations": {"istio-demo.dev/token-sha256": "ab"}}, "type": "Opaque"})
+}
+
+/// `inputs()` with what the OCI source adds: the registry, the token Secrets and the push.
+fn full_inputs() -> Inputs {
+    let mut i = inputs();
+    i.registry = vec![
+        namespace(
+            "istio-demo-registry",
+            json!({"istio-injection": "disabled"}),
+        ),
+        deployment("istio-demo-registry", "registry"),
+    ];
+    i.secrets = vec![
+        secret("demo", "rfma-demo-token"),
+        secret("flagger-system", "rfma-loadtester-token"),
+    ];
+    i.push = Some(istio_demo::deploy::registry::Payload {
+        wasm: b"\0asm\x01\0\0\0".to_vec(),
+        module_digest: "sha256:m".into(),
+        manifests: None,
+    });
+    i.entry
+        .push(kustomization("istio-system", "./istio/system"));
+    i.entry[0]["spec"]["dependsOn"] = json!([{"name": "istio-system"}]);
+    i
+}
+
 #[test]
-fn plan_orders_stages_and_overrides_the_git_source() {
-    let stages = up::plan(&inputs(), None);
+fn plan_orders_stages_secrets_before_workloads_and_the_source_before_kustomizations() {
+    let stages = plan::plan(&full_inputs(), None);
     let names: Vec<&str> = stages.iter().map(|s| s.name).collect();
     assert_eq!(
         names,
         [
             "CRDs",
             "namespaces",
+            "token Secrets",
+            "in-cluster registry",
+            "push the module and the manifests",
             "Flux controllers",
-            "Flux sources",
-            "Flux Kustomizations",
+            "Flux source and Kustomizations",
             "Istio control plane",
             "monitoring",
             "Flagger",
@@ -109,22 +154,83 @@ fn plan_orders_stages_and_overrides_the_git_source() {
         .collect();
     assert_eq!(
         ns,
-        ["flux-system", "demo"],
-        "namespaces come before any workload"
+        ["flux-system", "istio-demo-registry", "demo"],
+        "every namespace comes before any Secret or workload"
     );
-    let git = &stages[3].apply[0];
-    assert_eq!(git["spec"]["url"], "https://example.test/me/istio-demo.git");
-    assert_eq!(git["spec"]["ref"], json!({"branch": "feature"}));
-    assert_eq!(stages[4].wait[0].id(), "Kustomization/flux-system/demo");
-    assert_eq!(stages[5].wait[0].id(), "HelmRelease/istio-system/istiod");
-    assert_eq!(stages[8].wait[0].id(), "Deployment/demo/httpbin");
-    assert_eq!(stages[9].wait[0].check, Check::CanaryInitialized);
-    assert_eq!(stages[10].wait[0].id(), "Deployment/elk/kibana");
+    assert_eq!(
+        stages[2].apply.len(),
+        2,
+        "the token Secrets, right after the namespaces"
+    );
+    assert!(stages[2].apply.iter().all(|o| o["kind"] == "Secret"));
+    assert_eq!(
+        stages[3].wait[0].id(),
+        "Deployment/istio-demo-registry/registry"
+    );
+    assert!(matches!(stages[4].action, Some(plan::Action::Push(_))));
+    let src = &stages[6];
+    assert_eq!(
+        src.apply[0]["kind"], "OCIRepository",
+        "the source before what uses it"
+    );
+    assert_eq!(src.apply[0]["spec"]["ref"]["digest"], "sha256:abc");
+    let waited: Vec<String> = src.wait.iter().map(Target::id).collect();
+    assert_eq!(
+        waited,
+        [
+            "OCIRepository/flux-system/istio-demo",
+            "Kustomization/flux-system/istio-system",
+            "Kustomization/flux-system/demo"
+        ],
+        "Kustomizations in dependsOn order"
+    );
+    assert_eq!(stages[7].wait[0].id(), "HelmRelease/istio-system/istiod");
+    assert_eq!(stages[10].wait[0].id(), "Deployment/demo/httpbin");
+    assert_eq!(stages[11].wait[0].check, Check::CanaryInitialized);
+    assert_eq!(stages[12].wait[0].id(), "Deployment/elk/kibana");
     assert!(stages.iter().all(|s| s.timeout >= Duration::from_secs(60)));
-    let t = up::plan(&inputs(), Some(Duration::from_secs(7)));
+    let t = plan::plan(&full_inputs(), Some(Duration::from_secs(7)));
     assert!(
         t.iter().all(|s| s.timeout == Duration::from_secs(7)),
         "--timeout applies to every stage"
+    );
+    let minimal = plan::plan(
+        &Inputs {
+            profile: Profile::Minimal,
+            ..full_inputs()
+        },
+        None,
+    );
+    assert_eq!(
+        minimal.last().unwrap().name,
+        "Canary",
+        "the minimal profile waits for no ELK"
+    );
+}
+
+#[test]
+fn the_client_dry_run_stream_is_every_object_in_apply_order() {
+    let stages = plan::plan(&full_inputs(), None);
+    let mut out = Vec::new();
+    plan::write_yaml(&stages, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str(d).unwrap())
+        .collect();
+    let want: Vec<Value> = plan::objects(&stages).cloned().collect();
+    assert_eq!(docs, want);
+    assert!(
+        text.contains(
+            "# stage: push the module and the manifests (module sha256:m, manifests none)"
+        ),
+        "{text}"
+    );
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    let first = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    assert!(
+        first("Namespace") < first("Secret") && first("Secret") < first("Deployment"),
+        "{kinds:?}"
     );
 }
 
@@ -184,9 +290,17 @@ async fn dry_run_prints_the_full_plan_in_stage_order_and_writes_nothing() {
     let server = serve(handle, steps);
     let cluster = Cluster::new(client, true);
     let mut out = Vec::new();
-    up::run_with(&cluster, inputs(), None, &mut out)
+    preflight::preflight(&cluster, None, &mut out)
         .await
         .unwrap();
+    execute::run(
+        &cluster,
+        &plan::plan(&inputs(), None),
+        &Access::PortForward,
+        &mut out,
+    )
+    .await
+    .unwrap();
     let log = finish(server).await;
     let text = String::from_utf8(out).unwrap();
 
@@ -238,35 +352,38 @@ async fn dry_run_prints_the_full_plan_in_stage_order_and_writes_nothing() {
         "preflight: RBAC ok",
         "preflight: Flux: not installed",
         "preflight: load balancer: none seen",
-        "plan (server-side dry run: nothing is written):",
-        "[1/11] CRDs",
+        "[1/13] CRDs",
         "  would be created: CustomResourceDefinition/kustomizations.kustomize.toolkit.fluxcd.io",
         "  would wait for CustomResourceDefinition/kustomizations.kustomize.toolkit.fluxcd.io (Established",
         "  discovery refreshed",
-        "[2/11] namespaces",
+        "[2/13] namespaces",
         "  would be created: Namespace/flux-system",
         "  would be unchanged: Namespace/demo (existed before: stays yours, `down` keeps it)",
-        "[3/11] Flux controllers",
+        "[3/13] token Secrets",
+        "  nothing to do",
+        "[4/13] in-cluster registry",
+        "  nothing to do",
+        "[5/13] push the module and the manifests",
+        "  nothing to do",
+        "[6/13] Flux controllers",
         "  would be configured (spec.template.spec): Deployment/flux-system/kustomize-controller",
         "  would wait for Deployment/flux-system/kustomize-controller (Workload",
-        "[4/11] Flux sources",
-        "  would be created (kind served once its CRD is established): GitRepository/flux-system/istio-demo",
+        "[7/13] Flux source and Kustomizations",
+        "  would be created (kind served once its CRD is established): OCIRepository/flux-system/istio-demo",
         "  would be created (kind served once its CRD is established): Kustomization/flux-system/demo",
-        "  would wait for GitRepository/flux-system/istio-demo (Ready",
-        "[5/11] Flux Kustomizations",
+        "  would wait for OCIRepository/flux-system/istio-demo (Ready",
         "  would wait for Kustomization/flux-system/demo (Ready",
-        "[6/11] Istio control plane",
+        "[8/13] Istio control plane",
         "  would wait for HelmRelease/istio-system/istiod (Ready",
-        "[7/11] monitoring",
+        "[9/13] monitoring",
         "  nothing to do",
-        "[8/11] Flagger",
-        "[9/11] apps",
+        "[10/13] Flagger",
+        "[11/13] apps",
         "  would wait for Deployment/demo/httpbin (Workload",
-        "[10/11] Canary",
+        "[12/13] Canary",
         "  would wait for Canary/demo/httpbin (CanaryInitialized",
-        "[11/11] ELK",
+        "[13/13] ELK",
         "  would wait for Deployment/elk/kibana (Workload",
-        "dry run complete: nothing was changed",
     ];
     let mut pos = 0;
     for want in expected_in_order {
@@ -331,6 +448,7 @@ async fn crd_established_then_discovery_refresh_then_custom_resources_apply() {
         name: "CRDs",
         apply: vec![crd()],
         wait: vec![Target::of(&crd(), Check::Established)],
+        action: None,
         refresh_discovery: true,
         namespaces: false,
         timeout: Duration::from_secs(30),
@@ -342,7 +460,7 @@ async fn crd_established_then_discovery_refresh_then_custom_resources_apply() {
     sources.refresh_discovery = false;
     crds.timeout = Duration::from_secs(30);
     let mut out = Vec::new();
-    up::run_stages(&cluster, &[crds, sources], &mut out)
+    execute::run(&cluster, &[crds, sources], &Access::PortForward, &mut out)
         .await
         .unwrap();
     let log = finish(server).await;
@@ -415,12 +533,13 @@ async fn a_failed_wait_prints_conditions_and_events_and_fails() {
         name: "Flux Kustomizations",
         apply: vec![],
         wait: vec![Target::of(&obj, Check::Ready)],
+        action: None,
         refresh_discovery: false,
         namespaces: false,
         timeout: Duration::ZERO,
     };
     let mut out = Vec::new();
-    let err = up::run_stages(&cluster, &[stage], &mut out)
+    let err = execute::run(&cluster, &[stage], &Access::PortForward, &mut out)
         .await
         .unwrap_err();
     let log = finish(server).await;
@@ -460,69 +579,21 @@ async fn missing_rbac_stops_before_any_write() {
     let server = serve(handle, preflight_steps(false));
     let cluster = Cluster::new(client, false);
     let mut out = Vec::new();
-    let err = up::run_with(&cluster, inputs(), None, &mut out)
+    let p = preflight::preflight(&cluster, None, &mut out)
         .await
-        .unwrap_err();
+        .unwrap();
     let log = finish(server).await;
-    assert!(
-        err.to_string()
-            .contains("missing permissions: create customresourcedefinitions.apiextensions.k8s.io"),
-        "{err}"
+    assert_eq!(
+        p.denied,
+        [
+            "create customresourcedefinitions.apiextensions.k8s.io",
+            "create namespaces",
+            "create clusterrolebindings.rbac.authorization.k8s.io"
+        ]
     );
     assert!(
         log.iter()
             .all(|e| e.method == "GET" || e.path.ends_with("selfsubjectaccessreviews"))
-    );
-}
-
-#[test]
-fn flux_manifest_must_be_given_or_checksum_verified() {
-    let err = up::load_flux_manifest(None, None).unwrap_err().to_string();
-    assert!(
-        err.contains("--flux-manifest")
-            && err.contains("--flux-sha256")
-            && err.contains(up::FLUX_INSTALL_URL),
-        "{err}"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("install.yaml");
-    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: kustomizations.kustomize.toolkit.fluxcd.io\nspec:\n  group: kustomize.toolkit.fluxcd.io\n";
-    std::fs::write(&file, yaml).unwrap();
-    let objs = up::load_flux_manifest(Some(&file), None).unwrap();
-    assert_eq!(objs.len(), 2);
-    let sum = istio_demo::oci::sha256_digest(yaml.as_bytes())
-        .trim_start_matches("sha256:")
-        .to_string();
-    assert_eq!(
-        up::load_flux_manifest(Some(&file), Some(&sum))
-            .unwrap()
-            .len(),
-        2
-    );
-    let wrong = "0".repeat(64);
-    let err = up::load_flux_manifest(Some(&file), Some(&wrong))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("refusing to apply") && err.contains(&sum),
-        "{err}"
-    );
-    assert!(
-        up::load_flux_manifest(Some(&file), Some("abc"))
-            .unwrap_err()
-            .to_string()
-            .contains("64 hex digits")
-    );
-    std::fs::write(
-        &file,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
-    )
-    .unwrap();
-    assert!(
-        up::load_flux_manifest(Some(&file), None)
-            .unwrap_err()
-            .to_string()
-            .contains("does not look like Flux")
     );
 }
 
@@ -540,7 +611,7 @@ fn kustomizations_follow_depends_on() {
         ks("y", &["x"]),
     );
     let git = json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "g"}});
-    let order: Vec<&str> = up::dependency_order(vec![&c, &cyc1, &b, &git, &a, &cyc2])
+    let order: Vec<&str> = plan::dependency_order(vec![&c, &cyc1, &b, &git, &a, &cyc2])
         .into_iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap())
         .collect();
@@ -594,7 +665,9 @@ async fn preflight_reports_installed_products_and_their_versions() {
     let server = serve(handle, steps);
     let cluster = Cluster::new(client, false);
     let mut out = Vec::new();
-    let p = up::preflight(&cluster, &mut out).await.unwrap();
+    let p = preflight::preflight(&cluster, None, &mut out)
+        .await
+        .unwrap();
     let log = finish(server).await;
     assert_eq!(
         log[7].params().get("labelSelector").map(String::as_str),
@@ -623,10 +696,10 @@ async fn preflight_reports_installed_products_and_their_versions() {
         "{text}"
     );
     assert_eq!(
-        up::image_tag("ghcr.io/fluxcd/source-controller:v1.7.0@sha256:ab"),
+        preflight::image_tag("ghcr.io/fluxcd/source-controller:v1.7.0@sha256:ab"),
         Some("v1.7.0".into())
     );
-    assert_eq!(up::image_tag("localhost:5000/istio/pilot"), None);
+    assert_eq!(preflight::image_tag("localhost:5000/istio/pilot"), None);
 }
 
 #[test]
@@ -638,110 +711,6 @@ fn ssh_remotes_become_https_for_flux() {
     assert_eq!(
         up::https_url("https://example.test/x.git\n"),
         "https://example.test/x.git"
-    );
-}
-
-#[test]
-fn plan_of_the_repository_manifests() {
-    // The repository's own flux/ and the paths its Kustomizations sync (rendered with kubectl kustomize).
-    let repo = istio_demo::manifests::repo_root();
-    let (flux_dir, synced) = up::render_repo(&repo).unwrap();
-    let stages = up::plan(
-        &Inputs {
-            flux_dir,
-            synced,
-            ..Default::default()
-        },
-        None,
-    );
-    let ids = |i: usize| stages[i].wait.iter().map(Target::id).collect::<Vec<_>>();
-    let names = |i: usize| {
-        stages[i]
-            .apply
-            .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
-    // Every namespace the demo uses is created (and labelled) before anything else.
-    for ns in ["demo", "istio-system", "istio-ingress"] {
-        assert!(
-            names(1).contains(&ns.to_string()),
-            "namespaces stage lacks {ns}: {:?}",
-            names(1)
-        );
-    }
-    let demo = stages[1]
-        .apply
-        .iter()
-        .find(|o| o["metadata"]["name"] == "demo")
-        .unwrap();
-    assert_eq!(
-        demo["metadata"]["labels"]["istio-injection"], "enabled",
-        "injection label set before any pod"
-    );
-    assert!(
-        ids(3).contains(&"GitRepository/flux-system/istio-demo".to_string()),
-        "{:?}",
-        ids(3)
-    );
-    // Waited for in dependsOn order: every Kustomization after those it depends on.
-    let order: Vec<String> = ids(4)
-        .iter()
-        .map(|i| i.rsplit('/').next().unwrap().to_string())
-        .collect();
-    let pos = |n: &str| {
-        order
-            .iter()
-            .position(|o| o == n)
-            .unwrap_or_else(|| panic!("{n} not waited: {order:?}"))
-    };
-    assert!(
-        pos("istio-system") < pos("monitoring") && pos("monitoring") < pos("flagger-system"),
-        "{order:?}"
-    );
-    assert!(
-        pos("demo") < pos("istio-policies") && pos("istio-policies") < pos("authorization"),
-        "{order:?}"
-    );
-    assert!(pos("flagger-system") < pos("canary"), "{order:?}");
-    assert_eq!(
-        stages[3].apply[0]["kind"], "GitRepository",
-        "the source is applied before what uses it"
-    );
-    for k in [
-        "istio-system",
-        "monitoring",
-        "flagger-system",
-        "logging",
-        "demo",
-        "canary",
-    ] {
-        assert!(
-            ids(4).contains(&format!("Kustomization/flux-system/{k}")),
-            "{k} not waited: {:?}",
-            ids(4)
-        );
-    }
-    assert!(
-        ids(5)
-            .iter()
-            .any(|t| t.starts_with("HelmRelease/istio-system/")),
-        "{:?}",
-        ids(5)
-    );
-    assert!(ids(7).iter().any(|t| t.contains("flagger")), "{:?}", ids(7));
-    assert!(
-        ids(8).contains(&"Deployment/demo/httpbin".to_string())
-            && ids(8).contains(&"Deployment/demo/sleep".to_string()),
-        "{:?}",
-        ids(8)
-    );
-    assert_eq!(ids(9), ["Canary/demo/httpbin"]);
-    assert!(
-        ids(10).iter().any(|t| t.starts_with("StatefulSet/"))
-            && ids(10).iter().any(|t| t.starts_with("DaemonSet/")),
-        "{:?}",
-        ids(10)
     );
 }
 
@@ -780,4 +749,148 @@ async fn a_wait_rides_out_a_transient_api_error() {
         .await
         .unwrap();
     assert_eq!(finish(server).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_canary_flagger_rolls_back_fails_the_deploy_with_its_reason() {
+    // The gate of the canary pods rejects the load tester (a broken token or module): Flagger's
+    // gate-denial metric check fails, it rolls back and sets phase Failed. `up` must not wait out
+    // its timeout, nor report success: it stops at once with Flagger's reason and events.
+    let (client, handle) = mock();
+    let path = "/apis/flagger.app/v1beta1/namespaces/demo/canaries/httpbin";
+    let canary = |phase: &str, message: &str| {
+        json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+               "metadata": {"name": "httpbin", "namespace": "demo", "generation": 2},
+               "status": {"phase": phase, "canaryWeight": 0, "failedChecks": 5, "conditions": [
+                   {"type": "Promoted", "status": if phase == "Failed" { "False" } else { "Unknown" },
+                    "reason": phase, "message": message}]}})
+    };
+    let events = json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [
+        {"metadata": {"name": "e1", "namespace": "demo"}, "involvedObject": {"kind": "Canary", "name": "httpbin"},
+         "type": "Warning", "reason": "Synced", "message": "Halt httpbin.demo advancement gate-denials 100.00 > 1", "count": 5,
+         "lastTimestamp": "2026-01-01T00:00:05Z"},
+        {"metadata": {"name": "e2", "namespace": "demo"}, "involvedObject": {"kind": "Canary", "name": "httpbin"},
+         "type": "Warning", "reason": "Synced", "message": "Rolling back httpbin.demo failed checks threshold reached 5", "count": 1,
+         "lastTimestamp": "2026-01-01T00:00:09Z"}]});
+    let server = serve(
+        handle,
+        vec![
+            get(
+                "/apis/flagger.app/v1beta1",
+                resources("flagger.app/v1beta1", &[("Canary", "canaries", true)]),
+            ),
+            get(path, canary("Progressing", "New revision detected")),
+            get(
+                path,
+                canary(
+                    "Failed",
+                    "Canary analysis failed, Deployment scaled to zero.",
+                ),
+            ),
+            get("/api/v1/namespaces/demo/events", events),
+        ],
+    );
+    let mut cluster = Cluster::new(client, false);
+    cluster.poll = Duration::from_millis(1);
+    let stage = Stage {
+        name: "Canary",
+        apply: vec![],
+        action: None,
+        wait: vec![Target::of(&canary("", ""), Check::CanaryInitialized)],
+        refresh_discovery: false,
+        namespaces: false,
+        timeout: Duration::from_secs(600),
+    };
+    let mut out = Vec::new();
+    let started = std::time::Instant::now();
+    let err = execute::run(&cluster, &[stage], &Access::PortForward, &mut out)
+        .await
+        .unwrap_err();
+    finish(server).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "a rolled-back canary is final: no waiting out the 600 s timeout"
+    );
+    assert!(
+        err.to_string().contains("Canary/demo/httpbin is not ready"),
+        "{err}"
+    );
+    let text = String::from_utf8(out).unwrap();
+    for want in [
+        "FAILED: Canary/demo/httpbin: phase Failed",
+        "Canary analysis failed, Deployment scaled to zero.",
+        "Halt httpbin.demo advancement gate-denials 100.00 > 1",
+        "Rolling back httpbin.demo failed checks threshold reached 5",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn preflight_stops_a_profile_the_nodes_cannot_hold() {
+    let (client, handle) = mock();
+    let mut steps = preflight_steps(true);
+    let node = |name: &str, memory: &str, unschedulable: bool| {
+        json!({"metadata": {"name": name}, "spec": {"unschedulable": unschedulable},
+               "status": {"allocatable": {"cpu": "2", "memory": memory}}})
+    };
+    steps.push(get(
+        "/api/v1/nodes",
+        json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": [
+            node("a", "2Gi", false), node("b", "1048576Ki", false), node("cordoned", "64Gi", true)]}),
+    ));
+    let server = serve(handle, steps);
+    let cluster = Cluster::new(client, false);
+    let needed = istio_demo::deploy::resources::Resources {
+        cpu_request_millis: 1500,
+        cpu_limit_millis: 9000,
+        memory_request_bytes: 4 << 30,
+        memory_limit_bytes: 9 << 30,
+    };
+    let mut out = Vec::new();
+    let p = preflight::preflight(&cluster, Some((&needed, "full")), &mut out)
+        .await
+        .unwrap();
+    finish(server).await;
+    assert_eq!(
+        p.allocatable_memory,
+        3 << 30,
+        "the cordoned node does not count"
+    );
+    let short = p.memory_short.expect("4 GiB requested on 3 GiB");
+    assert!(
+        short.contains("--profile minimal")
+            && short.contains("4.0 GiB")
+            && short.contains("3.0 GiB"),
+        "{short}"
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("preflight: memory: NOT ENOUGH"), "{text}");
+
+    // Requests fit, limits do not: a warning, not a stop.
+    let (short, tight) = preflight::memory_verdict(
+        10 << 30,
+        &istio_demo::deploy::resources::Resources {
+            memory_request_bytes: 3 << 30,
+            memory_limit_bytes: 12 << 30,
+            ..needed
+        },
+        "minimal",
+    );
+    assert!(short.is_none());
+    assert!(tight.unwrap().contains("12.0 GiB"));
+}
+
+#[test]
+fn git_sources_need_a_real_url() {
+    let g = up::git_repository("https://example.test/me/istio-demo.git", "feature").unwrap();
+    assert_eq!(g["spec"]["url"], "https://example.test/me/istio-demo.git");
+    assert_eq!(g["spec"]["ref"], json!({"branch": "feature"}));
+    assert_eq!(g["metadata"]["name"], "istio-demo");
+    for bad in [
+        "git@github.com:me/x.git",
+        "https://github.com/your-org/istio-demo",
+    ] {
+        assert!(up::git_repository(bad, "main").is_err(), "{bad}");
+    }
 }
