@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
         Command::Up(args) => report("up", istio_demo::commands::up::run(&args)),
         Command::Status(args) => report("status", istio_demo::commands::status::run(&args)),
-        Command::Verify(args) => istio_demo::commands::verify::run(&args),
+        Command::Verify(args) => report("verify", istio_demo::commands::verify::run(&args)),
         Command::Down(args) => report("down", istio_demo::commands::down::run(&args)),
     }
 }

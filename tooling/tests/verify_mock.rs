@@ -6,6 +6,7 @@ mod support;
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::verify::{self, Ctx, Outcome, Verdict, VerifyArgs};
 use serde_json::json;
+use std::time::Duration;
 use support::*;
 
 #[test]
@@ -189,6 +190,8 @@ fn args() -> VerifyArgs {
         fortio_selector: "app=fortio".into(),
         fortio_container: "fortio".into(),
         httpbin_selector: "istio-demo.dev/token-gate=enabled".into(),
+        canary_rollback: false,
+        canary_timeout: Duration::from_secs(60),
     }
 }
 
@@ -299,4 +302,37 @@ async fn no_sleep_pod_is_a_clear_error() {
             .contains("no running pod matches app=sleep in namespace demo"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn canary_rollback_never_breaks_a_token_during_a_running_analysis() {
+    // The scenario changes the cluster: it must refuse to start mid-analysis, and then send no write.
+    let (client, handle) = mock();
+    let server = serve(
+        handle,
+        vec![
+            get(
+                "/apis/flagger.app/v1beta1",
+                resources("flagger.app/v1beta1", &[("Canary", "canaries", true)]),
+            ),
+            get(
+                "/apis/flagger.app/v1beta1/namespaces/demo/canaries/httpbin",
+                json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+                       "metadata": {"name": "httpbin", "namespace": "demo"},
+                       "status": {"phase": "Progressing", "canaryWeight": 40}}),
+            ),
+        ],
+    );
+    let cluster = Cluster::new(client, false);
+    let o = verify::rollback::canary_rollback(&cluster, "demo", Duration::from_secs(5)).await;
+    let log = finish(server).await;
+    assert_eq!(o.verdict, Verdict::Fail);
+    assert!(
+        o.evidence
+            .iter()
+            .any(|e| e.contains("a canary analysis is running")),
+        "{:?}",
+        o.evidence
+    );
+    assert!(log.iter().all(|e| e.method == "GET"), "no write: {log:?}");
 }

@@ -197,7 +197,7 @@ pub struct Rendered {
     /// `flux/clusters/<entry>` rendered: the Flux Kustomizations, the self-managing one included.
     pub entry: Vec<Manifest>,
     /// What each of those Kustomizations syncs.
-    pub synced: Vec<(String, Vec<Manifest>)>,
+    pub synced: SyncedManifests,
 }
 
 fn values(m: &[Manifest]) -> Vec<Value> {
@@ -225,7 +225,10 @@ impl Rendered {
     }
 }
 
-fn render_entry(tree: &Path, entry: &str) -> Result<(Vec<Manifest>, Vec<(String, Vec<Manifest>)>)> {
+/// What one Kustomization syncs: its `spec.path` and the objects rendered there.
+type SyncedManifests = Vec<(String, Vec<Manifest>)>;
+
+fn render_entry(tree: &Path, entry: &str) -> Result<(Vec<Manifest>, SyncedManifests)> {
     let entry_path = tree.join(entry);
     let objects = manifests::render(&entry_path)
         .with_context(|| format!("rendering the Flux entry point {entry}"))?;
@@ -295,7 +298,7 @@ pub fn refuse_placeholders<'a>(objects: impl IntoIterator<Item = &'a Manifest>) 
     }
     bail!(
         "refusing to deploy placeholders (deployed, they pull nothing and the gate denies every request):\n  {}",
-        findings.iter().cloned().collect::<Vec<_>>().join("\n  ")
+        findings.join("\n  ")
     )
 }
 

@@ -3,14 +3,19 @@
 //!
 //! The parsing of what the commands print is plain functions over text, tested with canned outputs.
 
+mod parse;
+pub mod rollback;
+
+pub use parse::*;
+
 use crate::cluster::{self, Cluster, KubeArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::Write;
+use std::process::ExitCode;
 
 /// Where the sleep pod mounts the demo token (Secret `rfma-demo-token`, key `token`).
 pub const TOKEN_PATH: &str = "/var/run/secrets/rfma/token";
@@ -50,6 +55,13 @@ pub struct VerifyArgs {
     /// Label selector of the gated httpbin pods (primary and canary).
     #[arg(long, default_value = "istio-demo.dev/token-gate=enabled")]
     pub httpbin_selector: String,
+    /// Also prove that a canary whose gate rejects the load tester is rolled back: breaks the load
+    /// tester's token, starts a canary, waits for Flagger's rollback, then restores both (minutes).
+    #[arg(long)]
+    pub canary_rollback: bool,
+    /// Timeout of each canary wait of --canary-rollback.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = cluster::parse_duration)]
+    pub canary_timeout: std::time::Duration,
 }
 
 /// The sidecar's container name.
@@ -90,208 +102,6 @@ impl Outcome {
             evidence: vec![why],
         }
     }
-}
-
-/// `curl -w '%{http_code} %{time_total}'` output: status and seconds.
-pub fn parse_code_time(stdout: &str) -> Option<(u16, f64)> {
-    let mut it = stdout.split_whitespace();
-    let code = it.next()?.parse().ok()?;
-    let time = it.next().map(|t| t.parse().ok()).unwrap_or(Some(0.0))?;
-    Some((code, time))
-}
-
-/// The Envoy cluster hosts of a canaried service: Flagger routes `httpbin` to `httpbin-primary`
-/// and `httpbin-canary`, so the counters live on those clusters.
-pub fn canary_hosts(host: &str) -> Vec<String> {
-    let (name, domain) = host.split_once('.').unwrap_or((host, ""));
-    let dot = if domain.is_empty() { "" } else { "." };
-    vec![
-        host.to_string(),
-        format!("{name}-primary{dot}{domain}"),
-        format!("{name}-canary{dot}{domain}"),
-    ]
-}
-
-/// Sum of an Envoy counter over the clusters of `hosts` in `pilot-agent request GET stats` output,
-/// e.g. `cluster.outbound|8000||httpbin-primary.demo.svc.cluster.local.upstream_rq_retry: 3`.
-pub fn parse_stat(stats: &str, hosts: &[String], counter: &str) -> Option<u64> {
-    let suffix = format!(".{counter}");
-    let mut found = None;
-    for line in stats.lines() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        // cluster.outbound|<port>|<subset>|<host>.<counter>
-        let Some(rest) = name.strip_prefix("cluster.outbound|") else {
-            continue;
-        };
-        let Some(h) = rest.splitn(3, '|').nth(2) else {
-            continue;
-        };
-        if h.strip_suffix(&suffix)
-            .is_some_and(|h| hosts.iter().any(|x| x == h))
-        {
-            let v: u64 = value.trim().parse().ok()?;
-            *found.get_or_insert(0) += v;
-        }
-    }
-    found
-}
-
-/// Status code counts from `fortio load` output (`Code 503 : 7 (23.3 %)`).
-pub fn parse_fortio_codes(output: &str) -> BTreeMap<u16, u64> {
-    let mut codes = BTreeMap::new();
-    for line in output.lines() {
-        let Some(rest) = line.trim().strip_prefix("Code ") else {
-            continue;
-        };
-        let Some((code, count)) = rest.split_once(':') else {
-            continue;
-        };
-        let (Ok(code), Some(Ok(count))) = (
-            code.trim().parse::<i32>(),
-            count.split_whitespace().next().map(str::parse::<u64>),
-        ) else {
-            continue;
-        };
-        if let Ok(code) = u16::try_from(code) {
-            *codes.entry(code).or_insert(0) += count;
-        }
-    }
-    codes
-}
-
-/// The filter's access record with `http.request.id == id` in a sidecar log.
-pub fn find_record(log: &str, id: &str) -> Option<Value> {
-    log.lines()
-        .filter(|l| l.contains(id))
-        .filter_map(|l| {
-            l.find('{')
-                .and_then(|i| serde_json::from_str::<Value>(l[i..].trim()).ok())
-        })
-        .find(|v| {
-            v.pointer("/http/request/id").and_then(Value::as_str) == Some(id)
-                && v.pointer("/rfma/decision").is_some()
-        })
-}
-
-/// True when the Prometheus text has a sample of `metric` (any labels).
-pub fn prometheus_has(text: &str, metric: &str) -> bool {
-    text.lines().any(|l| {
-        !l.starts_with('#')
-            && (l.starts_with(&format!("{metric} ")) || l.starts_with(&format!("{metric}{{")))
-    })
-}
-
-/// The authorization stage that the policies in the namespace implement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthzStage {
-    pub names: Vec<String>,
-    /// An ALLOW policy with no rules exists (deny everything not allowed elsewhere).
-    pub default_deny: bool,
-    /// Some ALLOW rule admits callers from the namespace (by namespace or service account).
-    pub allows_namespace: bool,
-    /// The methods allowed, when every allowing rule restricts them.
-    pub methods: Option<Vec<String>>,
-    /// Some rule requires the token header.
-    pub requires_token_header: bool,
-}
-
-/// Reads the stage from AuthorizationPolicy objects.
-pub fn authz_stage(policies: &[Value], namespace: &str) -> AuthzStage {
-    let mut s = AuthzStage {
-        names: Vec::new(),
-        default_deny: false,
-        allows_namespace: false,
-        methods: None,
-        requires_token_header: false,
-    };
-    let mut all_restricted = true;
-    let mut methods = Vec::new();
-    let mut any_rule = false;
-    for p in policies {
-        s.names
-            .push(p["metadata"]["name"].as_str().unwrap_or("?").to_string());
-        let action = p
-            .pointer("/spec/action")
-            .and_then(Value::as_str)
-            .unwrap_or("ALLOW");
-        if action != "ALLOW" {
-            continue;
-        }
-        let rules = p
-            .pointer("/spec/rules")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if rules.is_empty() {
-            s.default_deny = true;
-            continue;
-        }
-        for r in &rules {
-            // The rule admits the demo's callers: by namespace, or by a service account of the namespace.
-            let sa_prefix = format!("cluster.local/ns/{namespace}/sa/");
-            let from_ns = r
-                .pointer("/from")
-                .and_then(Value::as_array)
-                .is_some_and(|f| {
-                    f.iter().any(|f| {
-                        f.pointer("/source/namespaces")
-                            .and_then(Value::as_array)
-                            .is_some_and(|n| n.iter().any(|n| n == namespace))
-                            || f.pointer("/source/principals")
-                                .and_then(Value::as_array)
-                                .is_some_and(|p| {
-                                    p.iter().any(|p| {
-                                        p.as_str().is_some_and(|p| p.starts_with(&sa_prefix))
-                                    })
-                                })
-                    })
-                });
-            if !from_ns {
-                continue;
-            }
-            any_rule = true;
-            s.allows_namespace = true;
-            let m: Vec<String> = r
-                .pointer("/to")
-                .and_then(Value::as_array)
-                .map(|to| {
-                    to.iter()
-                        .flat_map(|t| {
-                            t.pointer("/operation/methods")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default()
-                        })
-                        .filter_map(|m| m.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if m.is_empty() {
-                all_restricted = false;
-            }
-            methods.extend(m);
-            if r.pointer("/when")
-                .and_then(Value::as_array)
-                .is_some_and(|w| {
-                    w.iter().any(|w| {
-                        w["key"].as_str().is_some_and(|k| {
-                            k.eq_ignore_ascii_case("request.headers[x-rfma-token]")
-                        })
-                    })
-                })
-            {
-                s.requires_token_header = true;
-            }
-        }
-    }
-    if any_rule && all_restricted {
-        methods.sort();
-        methods.dedup();
-        s.methods = Some(methods);
-    }
-    s
 }
 
 /// Pods found for the scenarios.
@@ -723,7 +533,7 @@ pub async fn run_with(cluster: &Cluster, args: &VerifyArgs, out: &mut impl Write
         args,
         pods,
     };
-    let outcomes = vec![
+    let mut outcomes = vec![
         token_gate(&ctx).await,
         timeout(&ctx).await,
         retries(&ctx).await,
@@ -731,19 +541,21 @@ pub async fn run_with(cluster: &Cluster, args: &VerifyArgs, out: &mut impl Write
         authorization(&ctx).await,
         metrics(&ctx).await,
     ];
+    if args.canary_rollback {
+        outcomes
+            .push(rollback::canary_rollback(cluster, &args.namespace, args.canary_timeout).await);
+    }
     Ok(report(&outcomes, out)?)
 }
 
-async fn run_async(args: &VerifyArgs) -> Result<()> {
-    let cluster = Cluster::new(args.kube.client().await?, false);
-    let stdout = std::io::stdout();
-    if !run_with(&cluster, args, &mut stdout.lock()).await? {
-        bail!("some scenarios failed");
-    }
-    Ok(())
-}
-
 /// Entry point from `main`.
-pub fn run(args: &VerifyArgs) -> std::process::ExitCode {
-    cluster::block_on("verify", run_async(args))
+pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
+    cluster::runtime()?.block_on(async {
+        let cluster = Cluster::new(args.kube.client().await?, false);
+        let stdout = std::io::stdout();
+        if !run_with(&cluster, args, &mut stdout.lock()).await? {
+            bail!("some scenarios failed");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
