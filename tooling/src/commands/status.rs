@@ -128,7 +128,7 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
         now,
     );
     let check = check_for(&kind, api_version).flatten();
-    let (ready, mut message) = match check.map(|c| cluster::evaluate(c, Some(live))) {
+    let (ready, mut message) = match check.map(|c| crate::deploy::wait::evaluate(c, Some(live))) {
         None => ("-".to_string(), String::new()),
         Some(Progress::Done) => ("True".to_string(), String::new()),
         Some(Progress::Waiting(m)) => ("False".to_string(), m),
@@ -269,7 +269,7 @@ pub async fn run_with(
 ) -> Result<bool> {
     let mut rows = Vec::new();
     for o in objects {
-        let t = cluster::Target::of(o, Check::Ready);
+        let t = crate::deploy::wait::Target::of(o, Check::Ready);
         let live = cluster
             .get(&t.api_version, &t.kind, t.namespace.as_deref(), &t.name)
             .await?;
