@@ -361,7 +361,7 @@ pub(crate) fn gate(wasm: &Path, kind: Kind, dir: &Path) -> Result<(Gate, AccessL
 
 /// One request before any measurement: the variant answers as it must.
 pub(crate) fn check_first_request(envoy: &Envoy, t: &Traffic) -> Result<(), String> {
-    let mut request = istio_demo::envoy::http1::Request::get(t.path);
+    let mut request = envoy_harness::http1::Request::get(t.path);
     for (n, val) in &t.headers {
         request = request.header(n, val);
     }

@@ -92,7 +92,7 @@ fn find_wasm(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let envoy = istio_demo::envoy::find_envoy(args.envoy.as_deref())?;
+    let envoy = envoy_harness::find_envoy(args.envoy.as_deref())?;
     let wasm = find_wasm(args.wasm.as_ref())?;
     load::check_tools()?;
     // Checked before the CPU rounds, so a missing tool does not fail a long run at its end.

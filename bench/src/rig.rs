@@ -3,15 +3,15 @@
 //! request written to a file; plus the process, pinned to a core, and its admin API.
 //!
 //! Process supervision and the HTTP/1.1 client come from the Envoy harness
-//! (`istio_demo::envoy`); the bootstrap is our own, because the harness's always routes to
+//! (`envoy_harness`); the bootstrap is our own, because the harness's always routes to
 //! httpbin.
 //!
 //! This file is self-contained (it names no other module of this crate), so the soak test in
 //! `tests/tests/e2e_soak.rs` can include it with `#[path]`.
 
-use istio_demo::envoy::bootstrap::{self as harness, FailurePolicy};
-use istio_demo::envoy::http1;
-use istio_demo::envoy::process::Managed;
+use envoy_harness::bootstrap::{self as harness, FailurePolicy};
+use envoy_harness::http1;
+use envoy_harness::process::Managed;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -316,7 +316,7 @@ impl Envoy {
         let timeout = launch.timeout.unwrap_or(READY_TIMEOUT);
         let config = dir.join("envoy.json");
         let text = serde_json::to_vec_pretty(bootstrap).map_err(|e| e.to_string())?;
-        istio_demo::envoy::write_private(&config, &text)?;
+        envoy_harness::write_private(&config, &text)?;
         let admin_path = dir.join("admin.address");
         // `taskset` execs its program, and valgrind runs Envoy inside its own process, so
         // either way the child's pid is Envoy's.

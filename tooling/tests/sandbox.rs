@@ -4,7 +4,7 @@
 //! and the module (`RFMA_WASM`, else `target/rfma_filter.wasm`); a missing one fails the test
 //! with a message saying how to get it.
 
-use istio_demo::envoy::http1::Request;
+use envoy_harness::http1::Request;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,7 +18,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn envoy_bin() -> PathBuf {
-    istio_demo::envoy::find_envoy(None)
+    envoy_harness::find_envoy(None)
         .or_else(|e| {
             Some(repo_root().join(".venv/bin/envoy"))
                 .filter(|p| p.is_file())
@@ -238,7 +238,7 @@ fn prints_tokens_and_working_curl_lines_streams_decisions_and_stops_on_ctrl_c() 
 
 #[test]
 fn json_mode_passes_records_through_and_port_is_honoured() {
-    let port = istio_demo::envoy::free_port().unwrap();
+    let port = envoy_harness::free_port().unwrap();
     let mut sb = Sandbox::start(&["--json", "--port", &port.to_string()]);
     let banner = sb.banner();
     let envoy = address_after(&banner, "Envoy on");

@@ -6,11 +6,11 @@
 //! fails the test with a message saying how to get it; nothing is skipped.
 #![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
-pub use istio_demo::envoy::bootstrap::{
+pub use envoy_harness::bootstrap::{
     self, BootstrapSpec, FailurePolicy, ListenerSource, TlsFiles,
 };
-pub use istio_demo::envoy::http1::{Request, Response};
-pub use istio_demo::envoy::{self, LogFollower, Stack, StackConfig};
+pub use envoy_harness::http1::{Request, Response};
+pub use envoy_harness::{self as envoy, LogFollower, Stack, StackConfig};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

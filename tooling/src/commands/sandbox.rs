@@ -5,7 +5,7 @@
 //! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is
 //! named, with its exit status and last output, and the command exits 1.
 
-use crate::envoy::{self, LogFollower, Stack, StackConfig};
+use envoy_harness::{self as envoy, LogFollower, Stack, StackConfig};
 use clap::Args;
 use serde_json::{Value, json};
 use std::io::{Read, Write};

@@ -1,5 +1,6 @@
 //! A real Envoy in front of a real httpbin, on loopback: the machinery behind
-//! `istio-demo sandbox` and the end-to-end tests.
+//! `istio-demo sandbox`, the end-to-end tests and the benchmark. Its own crate, so that the tests
+//! and the benchmark build without the CLI's Kubernetes client.
 //!
 //! [`Httpbin::start`] runs httpbin under gunicorn on a kernel-picked port; [`Envoy::spawn`] runs
 //! Envoy with a bootstrap from [`bootstrap`]; both are supervised children
