@@ -16,9 +16,19 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-/// The directories at the repository root that hold the demo's manifests, in the order Flux
-/// applies them. `flux/` is the cluster entry point; the others are what its Kustomizations point at.
-pub const MANIFEST_DIRS: &[&str] = &["flux", "istio", "monitoring", "flagger", "demo", "elk"];
+/// The directories at the repository root that hold the demo's manifests, in the order they are
+/// applied: `registry/` (the in-cluster registry, applied by `istio-demo up` before Flux), then
+/// `flux/` (the sources and the entry points `flux/clusters/<profile>`), then what the Flux
+/// Kustomizations point at.
+pub const MANIFEST_DIRS: &[&str] = &[
+    "registry",
+    "flux",
+    "istio",
+    "monitoring",
+    "flagger",
+    "demo",
+    "elk",
+];
 
 /// File names kustomize accepts for a kustomization.
 pub const KUSTOMIZATION_FILES: &[&str] =
@@ -165,6 +175,22 @@ pub fn is_kustomization(dir: &Path) -> bool {
     KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file())
 }
 
+/// True when the kustomization in `dir` is a kustomize `Component` (`kind: Component`).
+pub fn is_component(dir: &Path) -> bool {
+    KUSTOMIZATION_FILES.iter().any(|f| {
+        std::fs::read_to_string(dir.join(f)).is_ok_and(|text| {
+            serde_yaml_ng::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    v.get("kind")
+                        .and_then(Value::as_str)
+                        .map(|k| k == "Component")
+                })
+                .unwrap_or(false)
+        })
+    })
+}
+
 /// Every kustomization at or below `root`, sorted. Hidden directories, `target` and `testdata`
 /// (where the tests keep deliberately broken copies) are skipped.
 pub fn find_kustomizations(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
@@ -228,8 +254,15 @@ pub fn render(dir: &Path) -> Result<Vec<Manifest>, ManifestError> {
         error,
     })?;
     let relative = relative_path(&wrapper_dir, &dir);
+    // A kustomize Component cannot be a resource, only included as a component (it then renders
+    // nothing on its own, but kustomize still reads and checks it).
+    let field = if is_component(&dir) {
+        "components"
+    } else {
+        "resources"
+    };
     let kustomization = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nbuildMetadata: [originAnnotations]\nresources:\n  - {}\n",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nbuildMetadata: [originAnnotations]\n{field}:\n  - {}\n",
         serde_json::to_string(&relative.to_string_lossy()).unwrap_or_default()
     );
     let file = wrapper_dir.join("kustomization.yaml");

@@ -272,8 +272,8 @@ fn an_unpinned_or_fail_open_wasm_plugin_is_caught() {
     let c = Copy::of(&["istio"]);
     c.edit(
         "istio/wasm/release/filter-release.yaml",
-        "oci://registry.example.com/istio-demo/rfma-filter@sha256:0000000000000000000000000000000000000000000000000000000000000000",
-        "oci://registry.example.com/istio-demo/rfma-filter:latest",
+        "oci://registry.istio-demo-registry.svc.cluster.local:5000/istio-demo/rfma-filter@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "oci://registry.istio-demo-registry.svc.cluster.local:5000/istio-demo/rfma-filter:latest",
     );
     c.edit(
         "istio/wasm/release/filter-release.yaml",
@@ -691,21 +691,41 @@ fn a_plugin_config_the_filter_would_refuse_is_caught() {
 
 #[test]
 fn unpinned_charts_and_broken_flux_wiring_are_caught() {
-    let c = Copy::of(&["flux", "istio", "demo", "flagger", "monitoring", "elk"]);
+    let c = Copy::of(&[
+        "registry",
+        "flux",
+        "istio",
+        "demo",
+        "flagger",
+        "monitoring",
+        "elk",
+    ]);
     c.edit(
         "istio/system/istiod.yaml",
         "      version: 1.30.3",
         "      version: \">=1.30.0\"",
     );
     c.edit(
-        "flux/apps.yaml",
+        "flux/apps/apps.yaml",
         "path: ./istio/authorization/stage-4-allow-get-with-token",
         "path: ./istio/authorization/stage-5",
     );
     c.edit(
-        "flux/apps.yaml",
+        "flux/apps/apps.yaml",
         "    - name: flagger-system\n",
         "    - name: flagger\n",
+    );
+    // A git entry point whose self-sync names a directory that does not exist.
+    c.edit(
+        "flux/clusters/git-minimal/kustomization.yaml",
+        "value: ./flux/clusters/git-minimal",
+        "value: ./flux/clusters/git-minimall",
+    );
+    // A HelmRelease reading a HelmRepository that is not declared.
+    c.edit(
+        "istio/system/istiod.yaml",
+        "        name: istio\n",
+        "        name: istio-charts\n",
     );
     let (code, out) = c.validate(&["flux", "istio/system"]);
     assert_eq!(code, 1, "{out}");
@@ -722,7 +742,24 @@ fn unpinned_charts_and_broken_flux_wiring_are_caught() {
         &out,
         &[
             "error[flux-path]",
-            "flux/apps.yaml",
+            "Kustomization/flux-system/istio-demo",
+            "`./flux/clusters/git-minimall`",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[flux-source]",
+            "HelmRelease/istio-system/istiod",
+            "spec.chart.spec.sourceRef",
+            "HelmRepository/istio-system/istio-charts",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[flux-path]",
+            "flux/apps/apps.yaml",
             "Kustomization/flux-system/authorization",
             "spec.path",
             "./istio/authorization/stage-5",
@@ -741,7 +778,15 @@ fn unpinned_charts_and_broken_flux_wiring_are_caught() {
 
 #[test]
 fn the_whole_repository_run_requires_namespaces_and_strict_mtls() {
-    let c = Copy::of(&["flux", "istio", "demo", "flagger", "monitoring", "elk"]);
+    let c = Copy::of(&[
+        "registry",
+        "flux",
+        "istio",
+        "demo",
+        "flagger",
+        "monitoring",
+        "elk",
+    ]);
     // Make the copy look like the repository root, so `validate` without PATH checks all of it.
     std::fs::create_dir_all(c.path("tooling")).unwrap();
     c.write("tooling/Cargo.toml", "[package]\nname = \"stand-in\"\n");
@@ -1004,6 +1049,229 @@ fn retries_that_skip_a_500_are_caught() {
             "Canary/demo/httpbin",
             "spec.service.retries.retryOn",
             "never retry a 500",
+        ],
+    );
+}
+
+/// `istio-demo validate -` with `stream` on stdin.
+fn validate_stream(stream: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .args(["validate", "--schemas"])
+        .arg(schemas())
+        .arg("-")
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run istio-demo");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// What a deploy of the minimal profile applies, as one YAML stream, rendered from a copy of the
+/// repository whose release template carries well-formed (made-up) digests, as `istio-demo up`
+/// renders it: the registry, the OCIRepository, the entry point and every path it syncs.
+fn rendered_stream(release: &[(&str, &str)]) -> String {
+    let c = Copy::of(&[
+        "registry",
+        "flux",
+        "istio",
+        "demo",
+        "flagger",
+        "monitoring",
+        "elk",
+    ]);
+    for (from, to) in release {
+        c.edit("istio/wasm/release/filter-release.yaml", from, to);
+    }
+    let render = |rel: &str| istio_demo::manifests::render(&c.path(rel)).unwrap();
+    let mut objects = render("registry");
+    objects.extend(render("flux/sources/oci"));
+    let entry = render("flux/clusters/minimal");
+    for k in entry.iter().filter(|m| m.kind() == "Kustomization") {
+        let path = k.object["spec"]["path"].as_str().unwrap();
+        if path != "./flux/clusters/minimal" {
+            objects.extend(render(path.trim_start_matches("./")));
+        }
+    }
+    objects.extend(entry);
+    objects
+        .iter()
+        .map(|m| serde_yaml_ng::to_string(&m.object).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn digest_of(text: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The release template's values, replaced by real-looking ones.
+fn real_release() -> Vec<(String, String)> {
+    let zeros = "0".repeat(64);
+    let module = digest_of("module");
+    vec![
+        (format!("@sha256:{zeros}"), format!("@sha256:{module}")),
+        (
+            format!("digest: \"{zeros}\""),
+            format!("digest: \"{module}\""),
+        ),
+        (
+            format!("{}1\"", &zeros[1..]),
+            format!("{}\"", digest_of("sleep")),
+        ),
+        (
+            format!("{}2\"", &zeros[1..]),
+            format!("{}\"", digest_of("loadtester")),
+        ),
+        (
+            format!("{}3\"", &zeros[1..]),
+            format!("{}\"", digest_of("external")),
+        ),
+    ]
+}
+
+fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+#[test]
+fn a_rendered_stream_without_placeholders_validates_from_stdin() {
+    let release = real_release();
+    let stream = rendered_stream(&as_refs(&release));
+    assert!(
+        !stream.contains(&"0".repeat(64)),
+        "the release was not rendered"
+    );
+    let (code, out) = validate_stream(&stream);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(" 0 errors, 0 warnings"), "{out}");
+    assert!(out.contains("from stdin"), "{out}");
+}
+
+#[test]
+fn a_placeholder_in_a_stream_is_an_error_naming_object_and_field() {
+    // The release template as it is in Git: its zero digests reach the WasmPlugin.
+    let (code, out) = validate_stream(&rendered_stream(&[]));
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[placeholder]",
+            "<stdin>",
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.url",
+            "digest (zeros)",
+        ],
+    );
+    expect_error(
+        &out,
+        &[
+            "error[placeholder]",
+            "WasmPlugin/demo/rfma-token-gate",
+            "spec.pluginConfig.tokens[1].sha256",
+        ],
+    );
+    assert!(!out.contains("warning[placeholder]"), "{out}");
+
+    // A rendered stream with the old fork URL in a GitRepository, and the same stream without the
+    // OCIRepository its Kustomizations read.
+    let release = real_release();
+    let stream = rendered_stream(&as_refs(&release));
+    let git = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: fork\n  namespace: flux-system\nspec:\n  interval: 1m\n  url: https://github.com/your-org/istio-demo\n  ref:\n    branch: main\n";
+    let (code, out) = validate_stream(&format!("{stream}---\n{git}"));
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[placeholder]",
+            "GitRepository/flux-system/fork",
+            "spec.url",
+            "`your-org`",
+        ],
+    );
+    let without_source: Vec<&str> = stream
+        .split("---\n")
+        .filter(|doc| !doc.lines().any(|l| l == "kind: OCIRepository"))
+        .collect();
+    let (code, out) = validate_stream(&without_source.join("---\n"));
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[flux-source]",
+            "Kustomization/flux-system/istio-demo",
+            "spec.sourceRef",
+            "OCIRepository/flux-system/istio-demo",
+        ],
+    );
+}
+
+#[test]
+fn stdin_is_the_only_path_when_given() {
+    let out = Command::new(env!("CARGO_BIN_EXE_istio-demo"))
+        .args(["validate", "-", "demo"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`-`"));
+    let (code, out) = validate_stream("apiVersion: v1\nkind: [not, a, kind]\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error[load]") && out.contains("<stdin>"),
+        "{out}"
+    );
+}
+
+#[test]
+fn in_the_repository_only_the_release_template_may_hold_placeholders() {
+    // The template's zeros are warnings that say who renders them.
+    let c = Copy::of(&["istio"]);
+    let (code, out) = c.validate(&["istio/wasm/wasmplugin"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("warning[placeholder]")
+            && l.contains("WasmPlugin/demo/rfma-token-gate")
+            && l.contains("spec.sha256")
+            && l.contains("`istio-demo up` renders")),
+        "{out}"
+    );
+    // The same placeholder anywhere else is an error: nothing renders it.
+    let c = Copy::of(&["flux"]);
+    c.write(
+        "flux/sources/oci/git.yaml",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: istio-demo\n  namespace: flux-system\nspec:\n  interval: 1m\n  url: https://github.com/your-org/istio-demo\n  ref:\n    branch: main\n",
+    );
+    c.edit(
+        "flux/sources/oci/kustomization.yaml",
+        "  - ocirepository.yaml\n",
+        "  - ocirepository.yaml\n  - git.yaml\n",
+    );
+    let (code, out) = c.validate(&["flux/sources"]);
+    assert_eq!(code, 1, "{out}");
+    expect_error(
+        &out,
+        &[
+            "error[placeholder]",
+            "flux/sources/oci/git.yaml",
+            "GitRepository/flux-system/istio-demo",
+            "spec.url",
+            "`your-org`",
         ],
     );
 }

@@ -1,11 +1,13 @@
 //! `istio-demo validate [PATH...]`: render every kustomization, validate each object strictly
 //! against the pinned schemas, and check the project's rules. Exit status 1 on any error.
+//! `istio-demo validate -` checks one rendered YAML stream from stdin instead (what
+//! `istio-demo up --dry-run=client -o yaml` prints), where every placeholder is an error.
 
 use crate::manifests::lint::{self, LintOptions};
 use crate::manifests::schema::Schemas;
 use crate::manifests::{self, Finding, Manifest, Severity, display_path};
 use clap::Args;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
@@ -17,12 +19,17 @@ are errors), and checks the project's rules (pinned images, requests and limits,
 WasmPlugin, no duplicate objects, security contexts, the WasmPlugin covering Flagger's primary and canary pods...). \
 A PATH may also be a YAML file. Without PATH, the repository's manifest directories are checked, including the \
 rules that need the whole repository (every namespace created, STRICT mTLS in demo, the filter deployed). \
+In the repository the release template's zero digests are warnings (`istio-demo up` renders the real values). \
+With `-` as the only PATH, one YAML stream is read from stdin, e.g. `istio-demo up --dry-run=client -o yaml | \
+istio-demo validate -`, and checked as a whole deploy: every rule above, every Flux source present, and any \
+placeholder (registry.example.com, your-org, an all-zero digest) is an error. \
 Each error names the file, the object (Kind/namespace/name) and the field path. Exit status: 0 when there is no \
-error (warnings, e.g. placeholder digests, are printed only), 1 when there is one, 2 when the schemas cannot be loaded."
+error (warnings are printed only), 1 when there is one, 2 when the schemas or stdin cannot be read."
 )]
 pub struct ValidateArgs {
-    /// Kustomization directories (searched recursively) or YAML files. Default: the repository's
-    /// manifest directories (flux, istio, monitoring, flagger, demo, elk).
+    /// Kustomization directories (searched recursively) or YAML files, or `-` alone for one YAML
+    /// stream on stdin. Default: the repository's manifest directories (registry, flux, istio,
+    /// monitoring, flagger, demo, elk).
     pub paths: Vec<PathBuf>,
 
     /// Schema folder with kubernetes/<version>/ and crds/. Default: $ISTIO_DEMO_SCHEMAS, else <repo>/../shared/schemas.
@@ -76,6 +83,20 @@ pub fn run(args: &ValidateArgs) -> i32 {
             return 2;
         }
     };
+    let stdin = Path::new("-");
+    if args.paths.iter().any(|p| p == stdin) {
+        if args.paths.len() > 1 {
+            eprintln!("error: `-` (a YAML stream on stdin) cannot be combined with other paths");
+            return 2;
+        }
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("error: reading stdin: {e}");
+            return 2;
+        }
+        let report = check_stream(&text, &schemas);
+        return print_report(&report, "stdin", &schema_dir);
+    }
     let (paths, whole) = if args.paths.is_empty() {
         let dirs: Vec<PathBuf> = manifests::MANIFEST_DIRS
             .iter()
@@ -90,9 +111,19 @@ pub fn run(args: &ValidateArgs) -> i32 {
         &schemas,
         LintOptions {
             whole_repository: whole,
+            stream: false,
         },
         args.verbose,
     );
+    let from = format!(
+        "{} kustomizations and {} files",
+        report.kustomizations, report.files
+    );
+    print_report(&report, &from, &schema_dir)
+}
+
+/// Prints the findings and the summary line; returns the exit code (1 on any error).
+fn print_report(report: &Report, from: &str, schema_dir: &Path) -> i32 {
     let mut stdout = std::io::stdout().lock();
     for e in &report.load_errors {
         let _ = writeln!(stdout, "error[load]: {e}");
@@ -102,15 +133,43 @@ pub fn run(args: &ValidateArgs) -> i32 {
     }
     let _ = writeln!(
         stdout,
-        "validate: {} objects from {} kustomizations and {} files against {}: {} errors, {} warnings",
+        "validate: {} objects from {from} against {}: {} errors, {} warnings",
         report.objects,
-        report.kustomizations,
-        report.files,
-        display_path(&schema_dir),
+        display_path(schema_dir),
         report.errors(),
         report.warnings()
     );
     if report.errors() > 0 { 1 } else { 0 }
+}
+
+/// Checks one rendered YAML stream as a whole deploy: strict schemas, every lint (the
+/// whole-repository rules included, `flux-path` excepted: a stream has no directories), every Flux
+/// source present, duplicates across the stream, and every placeholder as an error.
+pub fn check_stream(text: &str, schemas: &Schemas) -> Report {
+    let mut report = Report::default();
+    let objects = match manifests::parse_documents(text, Path::new("<stdin>")) {
+        Ok(objects) => objects,
+        Err(e) => {
+            report.load_errors.push(e.to_string());
+            return report;
+        }
+    };
+    report.files = 1;
+    report.findings.extend(lint::lint_kustomization(&objects));
+    for object in &objects {
+        report.objects += 1;
+        report.findings.extend(schemas.validate(object));
+        report.findings.extend(lint::lint_object(object));
+    }
+    report.findings.extend(lint::placeholders(&objects));
+    report.findings.extend(lint::lint_set(
+        &objects,
+        LintOptions {
+            whole_repository: true,
+            stream: true,
+        },
+    ));
+    report
 }
 
 /// Loads, validates and lints `paths` (directories are searched for kustomizations).
@@ -163,6 +222,10 @@ pub fn check(paths: &[PathBuf], schemas: &Schemas, options: LintOptions, verbose
                 report.files += 1;
             }
             report.findings.extend(lint::lint_kustomization(&objects));
+            report
+                .findings
+                .extend(lint::placeholders_in_repository(&objects));
+            report.findings.extend(lint::flux_paths(&objects));
             for object in &objects {
                 if verbose {
                     println!(

@@ -9,9 +9,13 @@
 //! Across every object of a run ([`lint_set`]): `wasm-selector` (the WasmPlugin covers Flagger's
 //! primary and canary pods), `canary-selector` (so does every other Istio policy that selects
 //! the canaried pods), `canary-owns-replicas`, `canary-owns-routing`, `hpa-cpu-requests`,
-//! `flux-dependency`, `flux-path`, and, when the run is the whole repository, `namespace-exists`
-//! and `required-object` (a STRICT PeerAuthentication for `demo`, a WasmPlugin for httpbin).
+//! `flux-dependency`, `flux-source`, and, when the run is the whole repository (or a rendered
+//! stream), `namespace-exists` and `required-object` (a STRICT PeerAuthentication for `demo`, a
+//! WasmPlugin for httpbin).
 //! Per object also: `chart-pinned` (a HelmRelease names an exact chart version).
+//! Per kustomization rendered from files ([`flux_paths`]): `flux-path`.
+//! Placeholders ([`placeholders`]): `placeholder`, an error in a rendered stream; in the repository
+//! ([`placeholders_in_repository`]) a warning where the release template puts them.
 //!
 //! Exceptions: a workload may carry the annotation [`ALLOW_ANNOTATION`] with a comma-separated
 //! list from [`ALLOWABLE`] *and* a non-empty [`REASON_ANNOTATION`]; nothing else can be waived.
@@ -30,17 +34,24 @@ pub const ALLOWABLE: &[&str] = &["run-as-root", "writable-rootfs"];
 pub const DEMO_NAMESPACE: &str = "demo";
 /// Label keys Flagger rewrites on primary pods (its `-selector-labels` default), in its order.
 pub const FLAGGER_SELECTOR_LABELS: &[&str] = &["app", "name", "app.kubernetes.io/name"];
-/// A digest starting with 32 zeros marks a value the user must fill in (`istio-demo wasm push` and
-/// `istio-demo token new` print the real ones); no real SHA-256 starts so.
+/// A digest starting with 32 zeros marks a value of the release template that `istio-demo up`
+/// fills in (the all-zero module digest, and the token digests `0…01`, `0…02`, …); no real
+/// SHA-256 starts so.
 pub const PLACEHOLDER_PREFIX: &str = "00000000000000000000000000000000";
+/// Placeholder texts that must never reach a cluster: the old example registry and the old fork owner.
+pub const PLACEHOLDER_TEXTS: &[&str] = &["registry.example.com", "your-org"];
 
 /// Namespaces that exist without this repository creating them.
 pub const PROVIDED_NAMESPACES: &[&str] = &["flux-system", "kube-system", "default"];
 
-/// What a run covers: the whole repository (so required objects must exist) or some paths.
+/// What a run covers: the whole repository (so required objects must exist) or some paths; and
+/// whether the objects come from a YAML stream (`validate -`) rather than from files in a tree.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LintOptions {
     pub whole_repository: bool,
+    /// A rendered stream: no directory to resolve a Flux `spec.path` in (`flux-path` is skipped),
+    /// and every Flux source must be in the stream (`flux-source`), since `up` applies it too.
+    pub stream: bool,
 }
 
 /// No two objects share apiVersion group, kind, namespace and name in one kustomization.
@@ -489,18 +500,6 @@ fn lint_wasm(m: &Manifest, base: &str, spec: Option<&Value>, out: &mut Vec<Findi
                 "clear-text token in Git: replace `value` with `sha256` (istio-demo token hash)",
             ));
         }
-        if token
-            .get("sha256")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.starts_with(PLACEHOLDER_PREFIX))
-        {
-            out.push(Finding::warning(
-                "wasm-plugin",
-                m,
-                format!("{base}.pluginConfig.tokens[{i}].sha256"),
-                "placeholder token digest: put the digest `istio-demo token new` prints in istio/wasm/release/filter-release.yaml",
-            ));
-        }
         if let Some(digest) = token.get("sha256")
             && !digest.as_str().is_some_and(is_hex64)
         {
@@ -562,19 +561,13 @@ fn lint_wasm(m: &Manifest, base: &str, spec: Option<&Value>, out: &mut Vec<Findi
         _ => {}
     }
     for digest in url_digest.into_iter().chain(sha) {
+        // A placeholder digest is well-formed: `placeholders` reports it.
         if !is_hex64(digest) {
             out.push(Finding::error(
                 "wasm-plugin",
                 m,
                 format!("{base}.url"),
                 format!("malformed digest `{digest}`"),
-            ));
-        } else if digest.starts_with(PLACEHOLDER_PREFIX) {
-            out.push(Finding::warning(
-                "wasm-plugin",
-                m,
-                format!("{base}.url"),
-                "placeholder digest: run `istio-demo wasm push` and put the digest it prints in istio/wasm/release/filter-release.yaml",
             ));
         }
     }
@@ -773,7 +766,7 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
         }
     }
 
-    flux_rules(all, &mut out);
+    flux_rules(all, options, &mut out);
 
     if options.whole_repository {
         // namespace-exists: every namespace used is created by the repository (or by Flux itself).
@@ -838,10 +831,11 @@ pub fn lint_set(all: &[Manifest], options: LintOptions) -> Vec<Finding> {
     out
 }
 
-/// Flux wiring: `dependsOn` names an object that exists (`flux-dependency`), and a Kustomization
-/// from a GitRepository points at a directory holding a kustomization (`flux-path`), looked up
-/// from the directory of the file that declares it and each of its ancestors (the repository root).
-fn flux_rules(all: &[Manifest], out: &mut Vec<Finding>) {
+/// Flux wiring: `dependsOn` names an object that exists (`flux-dependency`), and a source
+/// reference names a source that exists (`flux-source`). In the repository, the Kustomizations'
+/// GitRepository is exempt: `istio-demo up --source git` generates it from --git-url (and no entry
+/// point may contain it, or Flux's self-sync would revert the URL); in a stream it must be there.
+fn flux_rules(all: &[Manifest], options: LintOptions, out: &mut Vec<Finding>) {
     for m in all {
         let group = m.group();
         if group != "kustomize.toolkit.fluxcd.io" && group != "helm.toolkit.fluxcd.io" {
@@ -868,31 +862,207 @@ fn flux_rules(all: &[Manifest], out: &mut Vec<Finding>) {
                 ));
             }
         }
-        if m.kind() == "Kustomization"
-            && m.object
-                .pointer("/spec/sourceRef/kind")
-                .and_then(Value::as_str)
-                == Some("GitRepository")
-        {
-            let path = m
-                .object
-                .pointer("/spec/path")
-                .and_then(Value::as_str)
-                .unwrap_or("./");
-            let rel = path.trim_start_matches("./").trim_start_matches('/');
-            let exists = m
-                .source
-                .ancestors()
-                .skip(1)
-                .any(|dir| super::is_kustomization(&dir.join(rel)));
-            if !exists {
-                out.push(Finding::error(
-                    "flux-path",
+        let (pointer, field) = match m.kind() {
+            "Kustomization" => ("/spec/sourceRef", "spec.sourceRef"),
+            "HelmRelease" => ("/spec/chart/spec/sourceRef", "spec.chart.spec.sourceRef"),
+            _ => continue,
+        };
+        let Some(source) = m.object.pointer(pointer) else {
+            continue;
+        };
+        let kind = source.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = source.get("name").and_then(Value::as_str).unwrap_or("");
+        let ns = source
+            .get("namespace")
+            .and_then(Value::as_str)
+            .or(m.namespace());
+        if !options.stream && m.kind() == "Kustomization" && kind == "GitRepository" {
+            continue;
+        }
+        let found = all.iter().any(|o| {
+            o.group() == "source.toolkit.fluxcd.io"
+                && o.kind() == kind
+                && o.name() == name
+                && o.namespace() == ns
+        });
+        if !found {
+            out.push(Finding::error(
+                "flux-source",
+                m,
+                field,
+                format!(
+                    "reads {kind}/{}/{name}, which no manifest declares: it would never reconcile",
+                    ns.unwrap_or("")
+                ),
+            ));
+        }
+    }
+}
+
+/// `flux-path`: every Flux Kustomization in `manifests` (one kustomization's objects, from files)
+/// points at a directory holding a kustomization, looked up from the directory of the file that
+/// declares it and each of its ancestors: the source's root is the repository root, whatever the
+/// source kind (the OCI artifact `up` pushes has the repository's layout). Runs per kustomization,
+/// so every entry point's own self-sync path is checked, not just the first one seen.
+pub fn flux_paths(manifests: &[Manifest]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in manifests {
+        if m.group() != "kustomize.toolkit.fluxcd.io" || m.kind() != "Kustomization" {
+            continue;
+        }
+        let path = m
+            .object
+            .pointer("/spec/path")
+            .and_then(Value::as_str)
+            .unwrap_or("./");
+        let rel = path.trim_start_matches("./").trim_start_matches('/');
+        let exists = m
+            .source
+            .ancestors()
+            .skip(1)
+            .any(|dir| super::is_kustomization(&dir.join(rel)));
+        if !exists {
+            out.push(Finding::error(
+                "flux-path",
+                m,
+                "spec.path",
+                format!("`{path}` is not a directory with a kustomization in this repository"),
+            ));
+        }
+    }
+    out
+}
+
+/// Placeholders in any string of any object: [`PLACEHOLDER_TEXTS`], or a 64-hex-digit run that
+/// starts with [`PLACEHOLDER_PREFIX`] (the all-zero digest and its `0…01`-style siblings). Each is
+/// an error (`placeholder`) naming the file, the object and the field: deployed, a placeholder
+/// module reference pulls nothing and the gate fails closed on every request, a placeholder token
+/// digest matches no token, and a placeholder URL fetches nothing. This is the rule for a rendered
+/// stream; [`placeholders_in_repository`] is the repository's.
+pub fn placeholders(manifests: &[Manifest]) -> Vec<Finding> {
+    placeholder_findings(manifests, false)
+}
+
+/// [`placeholders`] for the repository as it is in Git, where the release template's values are
+/// placeholders on purpose: in the WasmPlugin and TrafficExtension (which copy them from
+/// istio/wasm/release/filter-release.yaml) they are warnings, since `istio-demo up` renders them;
+/// anywhere else nothing renders them, so they stay errors.
+pub fn placeholders_in_repository(manifests: &[Manifest]) -> Vec<Finding> {
+    placeholder_findings(manifests, true)
+}
+
+fn placeholder_findings(manifests: &[Manifest], template_warns: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in manifests {
+        let from_template = template_warns
+            && m.group() == "extensions.istio.io"
+            && matches!(m.kind(), "WasmPlugin" | "TrafficExtension");
+        let mut found = Vec::new();
+        find_placeholders(&m.object, String::new(), &mut found);
+        for (pointer, what) in found {
+            let path = super::field_path(&pointer);
+            out.push(if from_template {
+                Finding::warning(
+                    "placeholder",
                     m,
-                    "spec.path",
-                    format!("`{path}` is not a directory with a kustomization in this repository"),
-                ));
+                    path,
+                    format!("placeholder {what} from the release template istio/wasm/release/filter-release.yaml: `istio-demo up` renders the real value (check its output with `istio-demo validate -`)"),
+                )
+            } else {
+                Finding::error(
+                    "placeholder",
+                    m,
+                    path,
+                    format!("placeholder {what}: deployed, it pulls or matches nothing (a placeholder module makes the gate deny every request); render the real value first, as `istio-demo up` does"),
+                )
+            });
+        }
+    }
+    out
+}
+
+fn find_placeholders(v: &Value, pointer: String, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) => {
+            for text in PLACEHOLDER_TEXTS {
+                if s.contains(text) {
+                    out.push((pointer.clone(), format!("`{text}`")));
+                }
+            }
+            if has_placeholder_digest(s) {
+                out.push((pointer, "digest (zeros)".to_string()));
             }
         }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_placeholders(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                find_placeholders(item, format!("{pointer}/{key}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A run of exactly 64 hex digits starting with [`PLACEHOLDER_PREFIX`] somewhere in `s`.
+fn has_placeholder_digest(s: &str) -> bool {
+    s.split(|c: char| !c.is_ascii_hexdigit())
+        .any(|run| run.len() == 64 && run.starts_with(PLACEHOLDER_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(object: Value) -> Manifest {
+        Manifest {
+            source: "f.yaml".into(),
+            object,
+        }
+    }
+
+    #[test]
+    fn placeholder_digests_are_64_hex_digits_starting_with_32_zeros() {
+        let zeros = "0".repeat(64);
+        assert!(has_placeholder_digest(&zeros));
+        assert!(has_placeholder_digest(&format!("{}3", &zeros[1..])));
+        assert!(has_placeholder_digest(&format!("oci://r/x@sha256:{zeros}")));
+        // A real digest, a longer hex run, and a short run of zeros are not placeholders.
+        let real = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(!has_placeholder_digest(real));
+        assert!(!has_placeholder_digest(&format!("{zeros}0")));
+        assert!(!has_placeholder_digest("replicas: 0000"));
+    }
+
+    #[test]
+    fn placeholders_name_the_field_and_are_warnings_only_in_the_template_s_targets() {
+        let plugin = manifest(serde_json::json!({
+            "apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+            "metadata": {"name": "p", "namespace": "demo"},
+            "spec": {"url": format!("oci://registry.example.com/f@sha256:{}", "0".repeat(64))}}));
+        let source = manifest(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "g", "namespace": "flux-system"},
+            "spec": {"url": "https://github.com/your-org/x"}}));
+        let objects = [plugin, source];
+        let strict = placeholders(&objects);
+        assert_eq!(strict.len(), 3, "{strict:?}");
+        assert!(strict.iter().all(|f| f.severity == Severity::Error));
+        assert!(strict.iter().any(|f| f.object == "WasmPlugin/demo/p"
+            && f.path == "spec.url"
+            && f.message.contains("registry.example.com")));
+        let repo = placeholders_in_repository(&objects);
+        let severity = |object: &str| {
+            repo.iter()
+                .filter(|f| f.object == object)
+                .map(|f| f.severity)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(severity("WasmPlugin/demo/p"), [Severity::Warning; 2]);
+        assert_eq!(severity("GitRepository/flux-system/g"), [Severity::Error]);
     }
 }
