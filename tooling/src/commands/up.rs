@@ -173,6 +173,23 @@ fn git_release_mismatch(rendered: &render::Rendered, release: &Release) -> Vec<S
     wrong
 }
 
+/// The artifact's revision, in Flux's `<name>@<digest>` form: the branch and commit when the
+/// manifest directories are committed as they are; else `local@` the digest of the artifact's
+/// content layer, so the same content always gets the same revision.
+fn revision(repo: &Path, branch: Option<&str>, tree: &Path, source: &str) -> Result<String> {
+    let mut status_args = vec!["status", "--porcelain", "--"];
+    status_args.extend(manifests::MANIFEST_DIRS);
+    let clean = git(repo, &status_args).is_none();
+    if let (true, Some(b), Some(c)) = (clean, branch, git(repo, &["rev-parse", "HEAD"])) {
+        return Ok(format!("{b}@sha1:{c}"));
+    }
+    let provisional = format!("local@sha256:{}", "0".repeat(64));
+    let layer = artifact::build(tree, source, &provisional)?
+        .layer_digest()
+        .to_string();
+    Ok(format!("local@{layer}"))
+}
+
 /// Reads the token Secrets `up` would keep; `None` for a client dry run (no cluster).
 async fn live_secrets(cluster: Option<&Cluster>) -> Result<Vec<(String, Value)>> {
     let mut found = Vec::new();
@@ -245,11 +262,8 @@ pub async fn prepare(
     let branch = git(repo, &["rev-parse", "--abbrev-ref", "HEAD"]);
     let (flux_source, manifests_payload) = match args.source {
         SourceKind::Oci => {
-            let revision = match (&branch, git(repo, &["rev-parse", "HEAD"])) {
-                (Some(b), Some(c)) => format!("{b}@sha1:{c}"),
-                _ => "unversioned".to_string(),
-            };
             let source = source_url.clone().unwrap_or_else(|| "istio-demo".into());
+            let revision = revision(repo, branch.as_deref(), &rendered.tree, &source)?;
             let a = artifact::build(&rendered.tree, &source, &revision)?;
             let digest = a.digest().to_string();
             (
