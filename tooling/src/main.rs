@@ -23,6 +23,7 @@ enum Command {
     // The cluster, token and wasm commands take their help from their Args structs.
     Token(istio_demo::commands::token::TokenArgs),
     Wasm(istio_demo::commands::wasm::WasmArgs),
+    Manifests(istio_demo::commands::manifests::ManifestsArgs),
     Up(istio_demo::commands::up::UpArgs),
     Status(istio_demo::commands::status::StatusArgs),
     Verify(istio_demo::commands::verify::VerifyArgs),
@@ -45,6 +46,9 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => istio_demo::commands::sandbox::run(&args),
         Command::Token(args) => istio_demo::commands::token::run(&args),
         Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
+        Command::Manifests(args) => {
+            report("manifests", istio_demo::commands::manifests::run(&args))
+        }
         Command::Up(args) => report("up", istio_demo::commands::up::run(&args)),
         Command::Status(args) => report("status", istio_demo::commands::status::run(&args)),
         Command::Verify(args) => report("verify", istio_demo::commands::verify::run(&args)),

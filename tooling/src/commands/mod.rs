@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod down;
+pub mod manifests;
 pub mod sandbox;
 pub mod status;
 pub mod token;
