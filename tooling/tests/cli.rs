@@ -24,16 +24,28 @@ fn every_command_has_complete_help() {
         (
             &["up"],
             &[
-                "--dry-run",
+                "--dry-run[=<MODE>]",
+                "none",
+                "server",
+                "client",
+                "-o, --output",
+                "yaml",
+                "--profile",
+                "minimal",
+                "full",
+                "--source",
+                "oci",
+                "git",
+                "--git-url",
+                "--git-branch",
+                "--wasm <PATH>",
                 "--timeout",
                 "--flux-manifest",
                 "--flux-sha256",
-                "--git-url",
-                "--git-branch",
+                "--repo",
                 "--kubeconfig",
                 "--context",
-                "dryRun=All",
-                "Established",
+                "--dry-run=client -o yaml needs no cluster",
             ],
         ),
         (
@@ -63,12 +75,23 @@ fn every_command_has_complete_help() {
                 "--dry-run",
                 "--timeout",
                 "--keep-flux",
+                "--repo",
+                "Suspends the self-managing Flux Kustomization",
                 "never deleted",
                 "--kubeconfig",
                 "--context",
             ],
         ),
-        (&["token"], &["new", "hash"]),
+        (&["token"], &["new", "hash", "show"]),
+        (
+            &["token", "show"],
+            &[
+                "<NAME>",
+                "sleep, loadtester or external",
+                "--kubeconfig",
+                "--context",
+            ],
+        ),
         (
             &["token", "new"],
             &["<NAME>", "--principal", "32 random bytes"],
@@ -100,8 +123,12 @@ fn every_command_has_complete_help() {
         for w in *wants {
             assert!(help.contains(w), "{cmd:?} --help lacks {w:?}:\n{help}");
         }
-        // Every option is described: no flag line without text after it.
-        for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+        // Every option is described: no flag line of the Options section without text after it.
+        let options = help
+            .lines()
+            .skip_while(|l| *l != "Options:")
+            .filter(|l| l.starts_with(' ') && l.trim_start().starts_with('-'));
+        for line in options {
             let described = line
                 .trim()
                 .split("  ")
@@ -132,6 +159,16 @@ fn every_command_has_complete_help() {
 fn bad_arguments_are_clear_usage_errors() {
     let cases: &[(&[&str], &str)] = &[
         (&["up", "--timeout", "5x"], "unknown unit"),
+        (&["up", "--dry-run=bogus"], "invalid value 'bogus'"),
+        // kubectl's convention: the mode only with `=`; a separate word is no mode.
+        (
+            &["up", "--dry-run", "client"],
+            "unexpected argument 'client'",
+        ),
+        (&["up", "-o", "json"], "invalid value 'json'"),
+        (&["up", "--profile", "huge"], "invalid value 'huge'"),
+        (&["up", "--source", "svn"], "invalid value 'svn'"),
+        (&["token", "show"], "<NAME>"),
         (&["down", "--timeout", "soon"], "expected a number"),
         (&["status", "-o", "yaml"], "invalid value 'yaml'"),
         (&["wasm", "push"], "<REF>"),
@@ -232,6 +269,76 @@ fn token_commands_end_to_end() {
     assert_ne!(again.lines().next().unwrap(), token, "every token is fresh");
 }
 
+/// A kubeconfig in `dir` whose only context talks to `server` with a bearer token.
+fn kubeconfig(dir: &tempfile::TempDir, server: &str) -> String {
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: u\n  user:\n    token: demo-not-a-secret\ncontexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Exit status 1 and exactly one line on stderr, `istio-demo <cmd>: error: ...` holding `want`;
+/// nothing on stdout.
+fn fails_with(out: &Output, cmd: &str, want: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(err.lines().count(), 1, "one error line:\n{err}");
+    assert!(
+        err.starts_with(&format!("istio-demo {cmd}: error: ")),
+        "{err}"
+    );
+    assert!(err.contains(want), "stderr lacks {want:?}:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn up_flags_that_do_not_go_together_are_clear_errors() {
+    // Checked before any cluster or file is read: no kubeconfig is needed to get them.
+    for args in [
+        &["up", "-o", "yaml"][..],
+        &["up", "--dry-run", "-o", "yaml"],
+        &["up", "--dry-run=server", "--output", "yaml"],
+    ] {
+        fails_with(&run(args), "up", "-o yaml goes with --dry-run=client");
+    }
+    for args in [
+        &["up", "--git-url", "x"][..],
+        &["up", "--source", "oci", "--git-branch", "main"],
+        &[
+            "up",
+            "--dry-run=client",
+            "--git-url",
+            "https://example.org/fork.git",
+        ],
+    ] {
+        fails_with(
+            &run(args),
+            "up",
+            "--git-url and --git-branch go with --source git",
+        );
+    }
+}
+
+#[test]
+fn token_show_of_an_unknown_name_lists_the_demo_tokens() {
+    // `token show` builds its client before it looks the name up, so it gets a kubeconfig; nothing
+    // listens on port 1 and no request is made for a name that is not a demo token.
+    let dir = tempfile::tempdir().unwrap();
+    let k = kubeconfig(&dir, "https://127.0.0.1:1");
+    fails_with(
+        &run(&["token", "show", "nope", "--kubeconfig", &k]),
+        "token",
+        "no demo token named \"nope\" (the demo's tokens: sleep, loadtester, external)",
+    );
+}
+
 #[test]
 fn an_unreachable_api_server_is_a_clear_error() {
     // A TLS client is built (rustls with ring) and the connection is refused: no panic, exit 1.
@@ -241,28 +348,10 @@ fn an_unreachable_api_server_is_a_clear_error() {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
-             users:\n- name: u\n  user:\n    token: demo-not-a-secret\ncontexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\n"
-        ),
-    )
-    .unwrap();
-    let k = kubeconfig.to_str().unwrap();
-    let out = run(&[
-        "up",
-        "--dry-run",
-        "--kubeconfig",
-        k,
-        "--flux-manifest",
-        "/nonexistent/install.yaml",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let k = &kubeconfig(&dir, &format!("https://127.0.0.1:{port}"));
+    let out = run(&["up", "--dry-run=server", "--kubeconfig", k]);
+    fails_with(&out, "up", "the API server is not reachable");
     let err = text(&out.stderr);
-    assert!(err.contains("the API server is not reachable"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
     assert!(
         !err.contains("demo-not-a-secret"),
         "the bearer token is never printed: {err}"

@@ -19,6 +19,8 @@ pub struct Exchange {
     pub method: String,
     pub path: String,
     pub query: String,
+    /// The request's `Content-Type` (e.g. `application/merge-patch+json`), empty when absent.
+    pub content_type: String,
     pub body: Value,
 }
 
@@ -111,6 +113,24 @@ pub fn not_found(path: impl Into<String>) -> Step {
     }
 }
 
+/// A 404 to any method (a DELETE or PATCH of an object that is not there).
+pub fn not_found_on(method: &'static str, path: impl Into<String>) -> Step {
+    Step {
+        method,
+        ..not_found(path)
+    }
+}
+
+/// A `DELETE` the server accepts (the object may still be finalizing).
+pub fn delete(path: impl Into<String>) -> Step {
+    step(
+        "DELETE",
+        path,
+        200,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+    )
+}
+
 pub fn get(path: impl Into<String>, reply: Value) -> Step {
     step("GET", path, 200, reply)
 }
@@ -128,6 +148,24 @@ pub fn resources(group_version: &str, list: &[(&str, &str, bool)]) -> Value {
             "name": p, "singularName": "", "namespaced": n, "kind": k, "verbs": ["get", "list", "patch", "delete"]
         })).collect::<Vec<_>>()
     })
+}
+
+/// The discovery `GET` of a group-version (`/api/v1` for the core group, `/apis/<group>/<version>`
+/// otherwise), answered with `list`: (kind, plural, namespaced).
+pub fn discovery(group_version: &str, list: &[(&str, &str, bool)]) -> Step {
+    let path = if group_version.contains('/') {
+        format!("/apis/{group_version}")
+    } else {
+        format!("/api/{group_version}")
+    };
+    get(path, resources(group_version, list))
+}
+
+/// Asserts that `text` (a command's output) holds every one of `wants`.
+pub fn assert_mentions(text: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
 }
 
 pub fn mock() -> (Client, Handle) {
@@ -150,6 +188,12 @@ pub fn serve(mut handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Ve
             let method = req.method().to_string();
             let path = req.uri().path().to_string();
             let query = req.uri().query().unwrap_or("").to_string();
+            let content_type = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let bytes = req.into_body().collect_bytes().await.expect("request body");
             let body: Value = if bytes.is_empty() {
                 Value::Null
@@ -160,6 +204,7 @@ pub fn serve(mut handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Ve
                 method,
                 path,
                 query,
+                content_type,
                 body,
             };
             assert!(
