@@ -212,16 +212,31 @@ fn plan_orders_stages_secrets_before_workloads_and_the_source_before_kustomizati
 
 #[test]
 fn the_client_dry_run_stream_is_every_object_in_apply_order() {
-    let stages = plan::plan(&full_inputs(), None);
+    let inputs = full_inputs();
+    let stages = plan::plan(&inputs, None);
     let mut out = Vec::new();
-    plan::write_yaml(&stages, &mut out).unwrap();
+    plan::write_yaml(&stages, &plan::synced_in_order(&inputs), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     let docs: Vec<Value> = text
         .split("\n---\n")
         .map(|d| serde_yaml_ng::from_str(d).unwrap())
         .collect();
-    let want: Vec<Value> = plan::objects(&stages).cloned().collect();
-    assert_eq!(docs, want);
+    let mut want: Vec<Value> = plan::objects(&stages).cloned().collect();
+    // Then what Flux applies: istio-system first (demo dependsOn it), then demo, then the rest.
+    let synced = plan::synced_in_order(&inputs);
+    let paths: Vec<&str> = synced.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["./istio/system", "./demo", "./flagger", "./elk"]);
+    let up_applies = want.clone();
+    want.extend(
+        synced
+            .iter()
+            .flat_map(|s| s.objects.iter().cloned())
+            .filter(|o| !up_applies.contains(o)),
+    );
+    assert_eq!(
+        docs, want,
+        "each object once: the namespaces where up applies them"
+    );
     assert!(
         text.contains(
             "# stage: push the module and the manifests (module sha256:m, manifests none)"

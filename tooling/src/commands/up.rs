@@ -455,7 +455,9 @@ pub async fn client_dry_run(args: &UpArgs, repo: &Path, out: &mut impl Write) ->
     }
     let stages = plan::plan(&prepared.inputs, args.timeout);
     match args.output {
-        Some(Output::Yaml) => plan::write_yaml(&stages, out)?,
+        Some(Output::Yaml) => {
+            plan::write_yaml(&stages, &plan::synced_in_order(&prepared.inputs), out)?
+        }
         None => {
             for (i, s) in stages.iter().enumerate() {
                 writeln!(

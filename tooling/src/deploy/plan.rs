@@ -236,9 +236,50 @@ pub fn objects(stages: &[Stage]) -> impl Iterator<Item = &Value> {
     stages.iter().flat_map(|s| &s.apply)
 }
 
-/// Writes the plan as one YAML stream: a comment line per stage, then its objects.
-pub fn write_yaml(stages: &[Stage], out: &mut impl std::io::Write) -> anyhow::Result<()> {
+/// What Flux applies after `up`: each synced path's objects, in the dependsOn order of the
+/// Kustomizations that sync them.
+pub fn synced_in_order<'a>(inputs: &'a Inputs) -> Vec<&'a Synced> {
+    let ks: Vec<&Value> = inputs
+        .entry
+        .iter()
+        .filter(|o| is_flux_kustomization(o))
+        .collect();
+    let mut ordered: Vec<&Synced> = Vec::new();
+    for k in dependency_order(ks) {
+        let path = k
+            .pointer("/spec/path")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(s) = inputs.synced.iter().find(|s| s.path == path)
+            && !ordered.iter().any(|o| std::ptr::eq(*o, s))
+        {
+            ordered.push(s);
+        }
+    }
+    for s in &inputs.synced {
+        if !ordered.iter().any(|o| std::ptr::eq(*o, s)) {
+            ordered.push(s);
+        }
+    }
+    ordered
+}
+
+/// Writes the plan as one YAML stream: a comment line per stage, then its objects; then what Flux
+/// applies from each synced path (the WasmPlugin with its `oci://…@sha256:` reference among them).
+pub fn write_yaml(
+    stages: &[Stage],
+    synced: &[&Synced],
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
     let mut first = true;
+    let mut doc = |o: &Value, out: &mut dyn std::io::Write| -> anyhow::Result<()> {
+        if !first {
+            writeln!(out, "---")?;
+        }
+        first = false;
+        write!(out, "{}", serde_yaml_ng::to_string(o)?)?;
+        Ok(())
+    };
     for s in stages {
         if let Some(Action::Push(p)) = &s.action {
             let manifests = p.manifests.as_ref().map_or("none", |m| m.digest.as_str());
@@ -251,11 +292,22 @@ pub fn write_yaml(stages: &[Stage], out: &mut impl std::io::Write) -> anyhow::Re
             writeln!(out, "# stage: {}", s.name)?;
         }
         for o in &s.apply {
-            if !first {
-                writeln!(out, "---")?;
-            }
-            first = false;
-            write!(out, "{}", serde_yaml_ng::to_string(o)?)?;
+            doc(o, out)?;
+        }
+    }
+    // Namespaces and CRDs `up` applied itself are printed once, where `up` applies them.
+    let key = |o: &Value| {
+        format!(
+            "{}/{}",
+            o["apiVersion"].as_str().unwrap_or_default(),
+            crate::cluster::object_id(o)
+        )
+    };
+    let printed: BTreeSet<String> = objects(stages).map(key).collect();
+    for s in synced {
+        writeln!(out, "# applied by Flux from {}", s.path)?;
+        for o in s.objects.iter().filter(|o| !printed.contains(&key(o))) {
+            doc(o, out)?;
         }
     }
     Ok(())

@@ -292,58 +292,18 @@ pub fn render_release(
 /// digest): deployed, such an object pulls nothing and the gate fails closed on every request.
 pub fn refuse_placeholders<'a>(objects: impl IntoIterator<Item = &'a Manifest>) -> Result<()> {
     let objects: Vec<Manifest> = objects.into_iter().cloned().collect();
-    let findings = placeholders(&objects);
+    let findings = manifests::lint::placeholders(&objects);
     if findings.is_empty() {
         return Ok(());
     }
     bail!(
         "refusing to deploy placeholders (deployed, they pull nothing and the gate denies every request):\n  {}",
-        findings.join("\n  ")
+        findings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
     )
-}
-
-/// Interim: the placeholders in `objects` (replaced by the validator's rule once it lands).
-fn placeholders(objects: &[Manifest]) -> Vec<String> {
-    fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) => {
-                let zero_digest = s.len() >= 64
-                    && s.as_bytes()
-                        .windows(32)
-                        .any(|w| w.iter().all(|b| *b == b'0'));
-                if s.contains("registry.example.com") || s.contains("your-org") || zero_digest {
-                    out.push(format!("{path}: {s}"));
-                }
-            }
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, x)| walk(x, &format!("{path}[{i}]"), out)),
-            Value::Object(o) => o.iter().for_each(|(k, x)| {
-                walk(
-                    x,
-                    &if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    },
-                    out,
-                )
-            }),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for m in objects {
-        let mut found = Vec::new();
-        walk(&m.object, "", &mut found);
-        out.extend(
-            found
-                .into_iter()
-                .map(|f| format!("{} ({}): {f}", m.id(), manifests::display_path(&m.source))),
-        );
-    }
-    out
 }
 
 #[cfg(test)]
