@@ -1,8 +1,10 @@
 //! `istio-demo up --dry-run=client -o yaml` on the repository's manifests, with no cluster and no
-//! kubeconfig: the binary prints one YAML stream of what `up` would apply, in apply order, free of
-//! placeholders, with the module digest `wasm push` gives, token Secrets without their data, and the
-//! OCIRepository pinned to the manifests artifact by digest. Not opt-in: it needs only kubectl (for
-//! kustomize), as the rest of the test suite does.
+//! kubeconfig: the binary prints one YAML stream of what `up` would apply (and then what Flux
+//! applies), in order, free of placeholders; the WasmPlugin names the module by the digest `wasm
+//! push` gives it; token Secrets come without their data, carry the digests the WasmPlugin is
+//! configured with, and precede the workloads that mount them; the OCIRepository is pinned to the
+//! manifests artifact by digest. Not opt-in: it needs only kubectl (for kustomize), as the rest of
+//! the test suite does.
 
 use istio_demo::deploy::render::{MODULE_REPOSITORY, REGISTRY_HOST};
 use istio_demo::deploy::tokens::{DEMO_TOKENS, DIGEST_ANNOTATION};
@@ -159,6 +161,31 @@ fn up_dry_run_client_needs_no_cluster() {
     digests.dedup();
     assert_eq!(digests.len(), secrets.len(), "every token is its own");
 
+    // The WasmPlugin pulls that module from the in-cluster registry, by digest, and is configured
+    // with exactly the digests of the token Secrets.
+    let plugins = s.of_kind("WasmPlugin");
+    assert_eq!(plugins.len(), 1, "one WasmPlugin in the stream");
+    let plugin = plugins[0].1;
+    assert_eq!(
+        plugin["spec"]["url"].as_str(),
+        Some(format!("oci://{REGISTRY_HOST}/{MODULE_REPOSITORY}@{module}").as_str())
+    );
+    assert_eq!(
+        plugin["spec"]["sha256"].as_str(),
+        module.strip_prefix("sha256:")
+    );
+    let mut configured: Vec<&str> = plugin["spec"]["pluginConfig"]["tokens"]
+        .as_array()
+        .expect("the WasmPlugin's pluginConfig.tokens")
+        .iter()
+        .map(|t| t["sha256"].as_str().unwrap())
+        .collect();
+    configured.sort();
+    assert_eq!(
+        configured, digests,
+        "each token Secret carries the digest the WasmPlugin is configured with"
+    );
+
     // The OCIRepository reads the artifact that is pushed, by digest.
     let oci = s.of_kind("OCIRepository");
     assert_eq!(oci.len(), 1);
@@ -201,6 +228,7 @@ fn up_dry_run_client_needs_no_cluster() {
             "Secret {name} before Namespace/{ns}"
         );
     }
+    let mut mounts = Vec::new();
     for (i, w) in s.docs.iter().enumerate() {
         let volumes = w
             .pointer("/spec/template/spec/volumes")
@@ -216,63 +244,24 @@ fn up_dry_run_client_needs_no_cluster() {
                 w["metadata"]["namespace"].as_str().unwrap_or("")
             );
             if let Some((at, _, _)) = secrets.iter().find(|(_, n, _)| *n == mounted) {
+                let workload = format!("{}/{}", w["kind"].as_str().unwrap(), name(w));
                 assert!(
                     at < &i,
-                    "{} {} mounts Secret {mounted} before it is created",
-                    w["kind"],
-                    w["metadata"]["name"]
+                    "{workload} mounts Secret {mounted} before it is created"
                 );
+                mounts.push((workload, mounted));
             }
         }
     }
+    assert!(
+        mounts.contains(&(
+            "Deployment/sleep".to_string(),
+            "demo/rfma-demo-token".to_string()
+        )),
+        "the sleep Deployment, which mounts its token, is in the stream: {mounts:?}"
+    );
 }
 
-/// What issue 14 asks of the stream and the pipeline does not print yet: the objects Flux applies
-/// from the artifact (the WasmPlugin, the workloads that mount the token Secrets). `plan::plan`
-/// puts only what `up` itself applies into the stages' `apply` lists.
-#[test]
-#[ignore = "product bug: the client dry-run stream has no WasmPlugin and no demo workloads (plan::plan applies only up's own objects)"]
-fn up_dry_run_client_shows_the_wasmplugin_with_the_pushed_module_and_token_digests() {
-    let s = client_dry_run();
-    let plugins = s.of_kind("WasmPlugin");
-    assert_eq!(plugins.len(), 1, "one WasmPlugin in the stream");
-    let plugin = plugins[0].1;
-    let hex = s.module_digest.strip_prefix("sha256:").unwrap();
-    assert_eq!(
-        plugin["spec"]["url"].as_str(),
-        Some(
-            format!(
-                "oci://{REGISTRY_HOST}/{MODULE_REPOSITORY}@{}",
-                s.module_digest
-            )
-            .as_str()
-        )
-    );
-    assert_eq!(plugin["spec"]["sha256"].as_str(), Some(hex));
-    let mut configured: Vec<String> = plugin["spec"]["pluginConfig"]["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["sha256"].as_str().unwrap().to_string())
-        .collect();
-    configured.sort();
-    let mut secrets: Vec<String> = s.token_secrets().into_iter().map(|(_, _, d)| d).collect();
-    secrets.sort();
-    assert_eq!(
-        configured, secrets,
-        "each token Secret's digest is the one the WasmPlugin is configured with"
-    );
-    let secret_at = s
-        .token_secrets()
-        .into_iter()
-        .find(|(_, n, _)| n == "demo/rfma-demo-token")
-        .unwrap()
-        .0;
-    let sleep_at = s
-        .of_kind("Deployment")
-        .into_iter()
-        .find(|(_, d)| d["metadata"]["name"] == "sleep")
-        .map(|(i, _)| i)
-        .expect("the sleep Deployment, which mounts demo/rfma-demo-token, is in the stream");
-    assert!(secret_at < sleep_at);
+fn name(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or("?")
 }
