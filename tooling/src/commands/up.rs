@@ -204,6 +204,7 @@ async fn live_secrets(cluster: Option<&Cluster>) -> Result<Vec<(String, Value)>>
 }
 
 /// Everything `up` decided before touching the cluster.
+#[derive(Debug)]
 pub struct Prepared {
     pub inputs: Inputs,
     pub tokens: Vec<tokens::Token>,
