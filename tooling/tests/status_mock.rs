@@ -349,7 +349,6 @@ async fn a_traffic_extension_is_shown_without_readiness_in_json() {
 }
 
 #[test]
-#[ignore = "product bug: status reads /spec/url, a TrafficExtension's module is at /spec/wasm/url (row shows `url -`)"]
 fn a_traffic_extension_row_names_its_module() {
     let row = status::row(&traffic_extension(), Some(&live_traffic_extension()), NOW);
     assert!(

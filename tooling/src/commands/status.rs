@@ -177,12 +177,14 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
             }
         }
         _ => {
+            // A WasmPlugin names its module at spec.url, a TrafficExtension at spec.wasm.url.
             let url = live
                 .pointer("/spec/url")
+                .or_else(|| live.pointer("/spec/wasm/url"))
                 .and_then(Value::as_str)
                 .unwrap_or("-");
             message = format!(
-                "url {url} (Istio reports no readiness for WasmPlugins; see `istio-demo verify`)"
+                "url {url} (Istio reports no readiness for Wasm extensions; see `istio-demo verify`)"
             );
         }
     }

@@ -238,7 +238,7 @@ pub fn objects(stages: &[Stage]) -> impl Iterator<Item = &Value> {
 
 /// What Flux applies after `up`: each synced path's objects, in the dependsOn order of the
 /// Kustomizations that sync them.
-pub fn synced_in_order<'a>(inputs: &'a Inputs) -> Vec<&'a Synced> {
+pub fn synced_in_order(inputs: &Inputs) -> Vec<&Synced> {
     let ks: Vec<&Value> = inputs
         .entry
         .iter()
