@@ -3,9 +3,6 @@
 //! writes nothing, a failed wait that prints conditions and Events, a canary that Flagger rolls
 //! back, and a preflight that stops a profile the nodes cannot hold.
 
-#[path = "support/registry.rs"]
-mod registry;
-mod support;
 
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::up;
@@ -17,7 +14,7 @@ use istio_demo::deploy::render::{Profile, SourceKind, Synced};
 use istio_demo::deploy::wait::{Check, Target};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::*;
+use crate::support::*;
 
 const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/kustomizations.kustomize.toolkit.fluxcd.io";
 
@@ -926,7 +923,7 @@ fn pod_list(ready: bool) -> Value {
 /// push itself is real.
 #[tokio::test]
 async fn the_registry_comes_up_then_the_module_and_the_manifests_are_pushed_by_digest() {
-    let reg = registry::start_registry(|_| String::new());
+    let reg = crate::support::registry::start_registry(|_| String::new());
     let tree = tempfile::tempdir().unwrap();
     std::fs::write(
         tree.path().join("kustomization.yaml"),
@@ -1027,23 +1024,23 @@ async fn the_registry_comes_up_then_the_module_and_the_manifests_are_pushed_by_d
             "application/vnd.oci.image.manifest.v1+json",
         ),
     ] {
-        let (status, _, body) = registry::get(
+        let (status, _, body) = crate::support::registry::get(
             &format!("http://{}/v2/{repo}/manifests/{digest}", reg.addr),
             accept,
             None,
         );
         assert_eq!(status, 200, "{repo}@{digest}");
         assert_eq!(
-            registry::sha256(&body),
+            crate::support::registry::sha256(&body),
             digest,
             "{repo}: stored as computed before the push"
         );
-        let (_, _, tagged) = registry::get(
+        let (_, _, tagged) = crate::support::registry::get(
             &format!("http://{}/v2/{repo}/manifests/latest", reg.addr),
             accept,
             None,
         );
-        assert_eq!(registry::sha256(&tagged), digest, "{repo}:latest");
+        assert_eq!(crate::support::registry::sha256(&tagged), digest, "{repo}:latest");
     }
 
     // A payload whose manifests differ from what the OCIRepository names is refused after the push.

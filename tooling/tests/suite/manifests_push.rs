@@ -5,11 +5,9 @@
 //! that climbs out of its directory is refused; and the repository's own manifest directories
 //! travel in one artifact and build the same after the trip.
 
-#[path = "support/registry.rs"]
-mod registry;
 
 use istio_demo::deploy::artifact;
-use registry::{get, pull_blob, sha256, start_registry};
+use crate::support::registry::{get, pull_blob, sha256, start_registry};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

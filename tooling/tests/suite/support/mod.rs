@@ -3,7 +3,8 @@
 //! and recorded, so tests assert the order and shape of every call. Not an API server: a request
 //! the script does not expect fails the test.
 
-#![allow(dead_code)]
+
+pub mod registry;
 
 use http::{Request, Response};
 use kube::Client;

@@ -5,7 +5,6 @@
 //! istio-demo did not make; the registry's namespace goes with the others; a dry run deletes
 //! nothing; Flux goes only when istio-demo installed it.
 
-mod support;
 
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::down::{self, Teardown};
@@ -13,7 +12,7 @@ use istio_demo::deploy::plan;
 use istio_demo::deploy::render::Synced;
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::*;
+use crate::support::*;
 
 const KS: &str = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations";
 const SOURCES: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system";

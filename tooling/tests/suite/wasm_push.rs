@@ -5,11 +5,9 @@
 //! (htpasswd) and bearer tokens (the registry's token auth, with a static token endpoint on
 //! loopback issuing an RS256 JWT signed by a throwaway openssl key).
 
-#[path = "support/registry.rs"]
-mod registry;
 
 use base64::Engine;
-use registry::{get, htpasswd, pull_blob, sha256, start_registry};
+use crate::support::registry::{get, htpasswd, pull_blob, sha256, start_registry};
 use serde_json::Value;
 use std::io::Read;
 use std::net::TcpListener;
