@@ -2,13 +2,13 @@
 //! context (or `KUBECONFIG`) and the module built by `make wasm` (target/rfma_filter.wasm).
 //!
 //! ```text
-//! ISTIO_DEMO_CLUSTER_TESTS=1 cargo test -p istio-demo --test cluster_real -- --ignored --test-threads=1
+//! ISTIO_DEMO_CLUSTER_TESTS=1 cargo test -p istio-demo --test suite cluster_real -- --ignored --test-threads=1
 //! ```
 //!
 //! runs `up --dry-run=server` and `status -o json`, which change nothing.
 //!
 //! ```text
-//! ISTIO_DEMO_CLUSTER_TESTS=deploy cargo test -p istio-demo --test cluster_real -- --ignored --test-threads=1
+//! ISTIO_DEMO_CLUSTER_TESTS=deploy cargo test -p istio-demo --test suite cluster_real -- --ignored --test-threads=1
 //! ```
 //!
 //! is the README's journey on an empty cluster (`kind create cluster` and nothing else): `istio-demo
