@@ -69,31 +69,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Runs a command's future on a fresh runtime; prints `istio-demo NAME: error: ...` and exits 1 on error.
-pub fn block_on(
-    name: &str,
-    fut: impl std::future::Future<Output = Result<()>>,
-) -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("istio-demo {name}: error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(fut) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("istio-demo {name}: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
 /// Parses `90s`, `5m`, `1h30m`, `2h` (kubectl's duration style) or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

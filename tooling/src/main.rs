@@ -30,22 +30,15 @@ enum Command {
     Down(istio_demo::commands::down::DownArgs),
 }
 
-/// Commands that return `anyhow::Result<ExitCode>`: one error line, `istio-demo NAME: error: ...`
-/// with every cause, and exit status 1.
-fn report(name: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
-    result.unwrap_or_else(|e| {
-        eprintln!("istio-demo {name}: error: {e:#}");
-        ExitCode::FAILURE
-    })
-}
+use istio_demo::commands::report;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate(args) => ExitCode::from(istio_demo::commands::validate::run(&args) as u8),
-        Command::Sandbox(args) => istio_demo::commands::sandbox::run(&args),
-        Command::Token(args) => istio_demo::commands::token::run(&args),
-        Command::Wasm(args) => istio_demo::commands::wasm::run(&args),
+        Command::Validate(args) => report("validate", istio_demo::commands::validate::run(&args)),
+        Command::Sandbox(args) => report("sandbox", istio_demo::commands::sandbox::run(&args)),
+        Command::Token(args) => report("token", istio_demo::commands::token::run(&args)),
+        Command::Wasm(args) => report("wasm push", istio_demo::commands::wasm::run(&args)),
         Command::Manifests(args) => {
             report("manifests", istio_demo::commands::manifests::run(&args))
         }

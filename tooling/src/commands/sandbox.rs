@@ -5,8 +5,8 @@
 //! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is
 //! named, with its exit status and last output, and the command exits 1.
 
-use envoy_harness::{self as envoy, LogFollower, Stack, StackConfig};
 use clap::Args;
+use envoy_harness::{self as envoy, LogFollower, Stack, StackConfig};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -250,14 +250,8 @@ pub fn summarize(line: &str) -> String {
 
 /// Runs the sandbox until Ctrl-C, SIGTERM or SIGHUP (exit 0) or a child dies (exit 1); a
 /// bad flag or configuration exits 2 before anything starts.
-pub fn run(args: &SandboxArgs) -> ExitCode {
-    match run_inner(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("istio-demo sandbox: {e}");
-            ExitCode::from(2)
-        }
-    }
+pub fn run(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
+    run_inner(args).or_else(|e| super::cannot_run(anyhow::anyhow!(e)))
 }
 
 fn run_inner(args: &SandboxArgs) -> Result<ExitCode, String> {

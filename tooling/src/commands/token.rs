@@ -198,15 +198,10 @@ pub fn run_with(args: &TokenArgs, input: impl Read, out: &mut impl Write) -> Res
 }
 
 /// Entry point from `main`.
-pub fn run(args: &TokenArgs) -> std::process::ExitCode {
+pub fn run(args: &TokenArgs) -> Result<std::process::ExitCode> {
     let stdout = std::io::stdout();
-    match run_with(args, std::io::stdin().lock(), &mut stdout.lock()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("istio-demo token: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    run_with(args, std::io::stdin().lock(), &mut stdout.lock())?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

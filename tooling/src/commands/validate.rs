@@ -3,12 +3,14 @@
 //! `istio-demo validate -` checks one rendered YAML stream from stdin instead (what
 //! `istio-demo up --dry-run=client -o yaml` prints), where every placeholder is an error.
 
+use super::cannot_run;
 use crate::manifests::lint::{self, LintOptions};
 use crate::manifests::schema::Schemas;
 use crate::manifests::{self, Finding, Manifest, Severity, display_path};
 use clap::Args;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 #[command(
@@ -70,7 +72,7 @@ impl Report {
 }
 
 /// Runs the command; the exit code is 0 when there is no error, 1 otherwise, 2 when the schemas cannot be loaded.
-pub fn run(args: &ValidateArgs) -> i32 {
+pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let repo = manifests::repo_root();
     let schema_dir = args
         .schemas
@@ -78,21 +80,18 @@ pub fn run(args: &ValidateArgs) -> i32 {
         .unwrap_or_else(|| manifests::default_schema_dir(&repo));
     let schemas = match Schemas::load(&schema_dir) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        Err(e) => return cannot_run(e),
     };
     let stdin = Path::new("-");
     if args.paths.iter().any(|p| p == stdin) {
         if args.paths.len() > 1 {
-            eprintln!("error: `-` (a YAML stream on stdin) cannot be combined with other paths");
-            return 2;
+            return cannot_run(anyhow::anyhow!(
+                "`-` (a YAML stream on stdin) cannot be combined with other paths"
+            ));
         }
         let mut text = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-            eprintln!("error: reading stdin: {e}");
-            return 2;
+            return cannot_run(anyhow::Error::new(e).context("reading stdin"));
         }
         let report = check_stream(&text, &schemas);
         return print_report(&report, "stdin", &schema_dir);
@@ -122,8 +121,8 @@ pub fn run(args: &ValidateArgs) -> i32 {
     print_report(&report, &from, &schema_dir)
 }
 
-/// Prints the findings and the summary line; returns the exit code (1 on any error).
-fn print_report(report: &Report, from: &str, schema_dir: &Path) -> i32 {
+/// Prints the findings and the summary line; exit status 1 on any error.
+fn print_report(report: &Report, from: &str, schema_dir: &Path) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     for e in &report.load_errors {
         let _ = writeln!(stdout, "error[load]: {e}");
@@ -139,7 +138,11 @@ fn print_report(report: &Report, from: &str, schema_dir: &Path) -> i32 {
         report.errors(),
         report.warnings()
     );
-    if report.errors() > 0 { 1 } else { 0 }
+    Ok(if report.errors() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Checks one rendered YAML stream as a whole deploy: strict schemas, every lint (the

@@ -101,15 +101,9 @@ pub fn push(args: &PushArgs, out: &mut impl Write) -> Result<()> {
 }
 
 /// Entry point from `main`.
-pub fn run(args: &WasmArgs) -> std::process::ExitCode {
-    let result = match &args.command {
-        WasmCommand::Push(p) => push(p, &mut std::io::stdout().lock()),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("istio-demo wasm push: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+pub fn run(args: &WasmArgs) -> Result<std::process::ExitCode> {
+    match &args.command {
+        WasmCommand::Push(p) => push(p, &mut std::io::stdout().lock())?,
     }
+    Ok(std::process::ExitCode::SUCCESS)
 }
