@@ -82,12 +82,13 @@ deps_check() {
   kubectl_present
 }
 
-# openssl: test certificates; curl: requests in the end-to-end tests; docker-registry: OCI push
-# tests; nodejs: runs the filter's wasm-bindgen tests (make test-wasm-bindgen).
+# openssl: test certificates; curl: requests in the end-to-end tests; nghttp2-client: h2load
+# drives the soak test (tests/e2e_soak.rs runs the benchmark's soak code); docker-registry: OCI
+# push tests; nodejs: runs the filter's wasm-bindgen tests (make test-wasm-bindgen).
 deps_test() {
   deps_sandbox
   deps_check
-  apt_install openssl curl docker-registry nodejs
+  apt_install openssl curl nghttp2-client docker-registry nodejs
   rust_target wasm32-unknown-unknown
   # cargo-fuzz, for `make fuzz-smoke` (stable toolchain + RUSTC_BOOTSTRAP=1).
   local fuzz=0.13.2
