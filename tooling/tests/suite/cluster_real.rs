@@ -110,6 +110,19 @@ fn up_verify_down() {
     assert!(out.lines().any(|l| l.starts_with("PASS  ")), "{out}");
     assert!(!out.lines().any(|l| l.starts_with("FAIL")), "{out}");
 
+    // A canary whose gate rejects the load tester is rolled back, and the demo recovers.
+    let (ok, out) = istio_demo(&["verify", "--canary-rollback"]);
+    assert!(ok, "verify --canary-rollback failed:\n{out}");
+    let rollback = out
+        .lines()
+        .find(|l| l.contains("canary rollback"))
+        .unwrap_or_else(|| panic!("no canary rollback line:\n{out}"));
+    assert!(rollback.starts_with("PASS"), "{rollback}");
+    assert!(
+        rollback.contains("canary rolled back") && rollback.contains("kept the previous revision"),
+        "{rollback}"
+    );
+
     let (ok, out) = istio_demo(&["down"]);
     assert!(ok, "down failed:\n{out}");
     assert!(out.contains("the demo is down"), "{out}");
