@@ -101,6 +101,13 @@ test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run 
 	@$(MAKE) --no-print-directory test-wasm-bindgen
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	$(ROOT)/target/debug/istio-demo validate
+	@# What `up` would deploy, rendered with no cluster (the shipped module's digest, fresh token
+	@# digests), as one stream: the same schemas and lints, and no placeholder anywhere.
+	@set -o pipefail; for p in minimal full; do \
+	  echo "istio-demo up --dry-run=client -o yaml --profile $$p | istio-demo validate -"; \
+	  FLUX=/nonexistent $(ROOT)/target/debug/istio-demo up --dry-run=client -o yaml --profile $$p --wasm $(WASM) \
+	    | $(ROOT)/target/debug/istio-demo validate - || exit 1; \
+	done
 	@# A bounded run of each fuzz target (fuzz/, issue 8).
 	@$(MAKE) --no-print-directory fuzz-smoke
 
