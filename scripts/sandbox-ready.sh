@@ -5,6 +5,7 @@
 # Fresh: the clone, its target dir, its .venv, pip's cache (PIP_NO_CACHE_DIR) and, unless
 # KEEP_CARGO_HOME=1, cargo's registry (a new CARGO_HOME, so every crate is downloaded again).
 # Not fresh: the Rust toolchain and its wasm target (rustup's own downloads), and python3.
+# Linux only (setsid); it starts nothing it does not stop.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 rev=${1:-HEAD}
