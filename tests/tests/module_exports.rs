@@ -1,5 +1,5 @@
 //! The shipped module exports only what `filter/exports.json` lists (`make wasm` runs
-//! wasm-metadce with it), and Envoy calls only exported callbacks: a request costs four
+//! wasm-post with it), and Envoy calls only exported callbacks: a request costs four
 //! trips into the module, not one per callback the SDK knows.
 
 mod common;

@@ -6,9 +6,7 @@
 //! fails the test with a message saying how to get it; nothing is skipped.
 #![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
-pub use envoy_harness::bootstrap::{
-    self, BootstrapSpec, FailurePolicy, ListenerSource, TlsFiles,
-};
+pub use envoy_harness::bootstrap::{self, BootstrapSpec, FailurePolicy, ListenerSource, TlsFiles};
 pub use envoy_harness::http1::{Request, Response};
 pub use envoy_harness::{self as envoy, LogFollower, Stack, StackConfig};
 use serde_json::{Value, json};

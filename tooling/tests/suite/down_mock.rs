@@ -5,14 +5,13 @@
 //! istio-demo did not make; the registry's namespace goes with the others; a dry run deletes
 //! nothing; Flux goes only when istio-demo installed it.
 
-
+use crate::support::*;
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::down::{self, Teardown};
 use istio_demo::deploy::plan;
 use istio_demo::deploy::render::Synced;
 use serde_json::{Value, json};
 use std::time::Duration;
-use crate::support::*;
 
 const KS: &str = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations";
 const SOURCES: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system";

@@ -5,9 +5,8 @@
 //! that climbs out of its directory is refused; and the repository's own manifest directories
 //! travel in one artifact and build the same after the trip.
 
-
-use istio_demo::deploy::artifact;
 use crate::support::registry::{get, pull_blob, sha256, start_registry};
+use istio_demo::deploy::artifact;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

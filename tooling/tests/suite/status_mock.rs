@@ -3,12 +3,11 @@
 //! table or the JSON, a TrafficExtension shown without readiness, and the entry point read back
 //! from the live self-managing Kustomization.
 
-
+use crate::support::*;
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::status::{self, Output};
 use istio_demo::deploy::render::{Profile, SourceKind, Synced};
 use serde_json::{Value, json};
-use crate::support::*;
 
 // 2026-01-01T01:00:00Z
 const NOW: i64 = 1_767_229_200;

@@ -3,7 +3,7 @@
 //! writes nothing, a failed wait that prints conditions and Events, a canary that Flagger rolls
 //! back, and a preflight that stops a profile the nodes cannot hold.
 
-
+use crate::support::*;
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::up;
 use istio_demo::deploy::execute;
@@ -14,7 +14,6 @@ use istio_demo::deploy::render::{Profile, SourceKind, Synced};
 use istio_demo::deploy::wait::{Check, Target};
 use serde_json::{Value, json};
 use std::time::Duration;
-use crate::support::*;
 
 const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/kustomizations.kustomize.toolkit.fluxcd.io";
 
@@ -1040,7 +1039,11 @@ async fn the_registry_comes_up_then_the_module_and_the_manifests_are_pushed_by_d
             accept,
             None,
         );
-        assert_eq!(crate::support::registry::sha256(&tagged), digest, "{repo}:latest");
+        assert_eq!(
+            crate::support::registry::sha256(&tagged),
+            digest,
+            "{repo}:latest"
+        );
     }
 
     // A payload whose manifests differ from what the OCIRepository names is refused after the push.

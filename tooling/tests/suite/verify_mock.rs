@@ -1,12 +1,11 @@
 //! `istio-demo verify`: the parse layer on canned outputs, the authorization stages read from the
 //! repository's own manifests, and the exec request shape against kube's tower-test mock.
 
-
+use crate::support::*;
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::verify::{self, Ctx, Outcome, Verdict, VerifyArgs};
 use serde_json::json;
 use std::time::Duration;
-use crate::support::*;
 
 #[test]
 fn curl_output() {

@@ -5,9 +5,8 @@
 //! (htpasswd) and bearer tokens (the registry's token auth, with a static token endpoint on
 //! loopback issuing an RS256 JWT signed by a throwaway openssl key).
 
-
-use base64::Engine;
 use crate::support::registry::{get, htpasswd, pull_blob, sha256, start_registry};
+use base64::Engine;
 use serde_json::Value;
 use std::io::Read;
 use std::net::TcpListener;

@@ -3,7 +3,6 @@
 //! and recorded, so tests assert the order and shape of every call. Not an API server: a request
 //! the script does not expect fails the test.
 
-
 pub mod registry;
 
 use http::{Request, Response};
