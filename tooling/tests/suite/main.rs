@@ -16,7 +16,7 @@ mod manifests_push;
 mod profiles;
 mod sandbox;
 mod status_mock;
-mod up_mock;
+mod up;
 mod validate;
 mod validate_contract;
 mod verify_mock;
