@@ -70,10 +70,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `2h` (kubectl's duration style) or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        bail!("empty duration");
     }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -85,27 +85,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             num.push(c);
             continue;
         }
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{s:?}: expected a number before {c:?} (e.g. 90s, 5m, 1h30m)"))?;
+        let n: u64 = num.parse().with_context(|| {
+            format!("{s:?}: expected a number before {c:?} (e.g. 90s, 5m, 1h30m)")
+        })?;
         total += match c {
             's' => n,
             'm' => n * 60,
             'h' => n * 3600,
-            _ => return Err(format!("{s:?}: unknown unit {c:?} (use s, m or h)")),
+            _ => bail!("{s:?}: unknown unit {c:?} (use s, m or h)"),
         };
         num.clear();
     }
     if !num.is_empty() {
-        return Err(format!("{s:?}: missing unit after {num} (use s, m or h)"));
+        bail!("{s:?}: missing unit after {num} (use s, m or h)");
     }
     Ok(Duration::from_secs(total))
 }
-
-// Interim re-export while the commands move to `deploy::wait`.
-pub use crate::deploy::wait::{
-    Check, Progress, Target, WaitFailure, describe_conditions, evaluate,
-};
 
 /// A kind the API server serves.
 #[derive(Debug, Clone)]
@@ -586,13 +581,24 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("5x")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
         assert!(
             parse_duration("m")
                 .unwrap_err()
+                .to_string()
                 .contains("expected a number")
         );
-        assert!(parse_duration("5m3").unwrap_err().contains("missing unit"));
+        assert!(
+            parse_duration("5m3")
+                .unwrap_err()
+                .to_string()
+                .contains("missing unit")
+        );
     }
 
     #[test]

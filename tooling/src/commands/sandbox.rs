@@ -5,10 +5,11 @@
 //! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is
 //! named, with its exit status and last output, and the command exits 1.
 
+use anyhow::{Context, bail};
 use clap::Args;
 use envoy_harness::{self as envoy, LogFollower, Stack, StackConfig};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -55,7 +56,7 @@ pub struct SandboxConfig {
 
 /// The demo configuration: one plain-text token, one digest token whose random value is
 /// generated now (and so never written anywhere but the user's terminal).
-pub fn demo_config() -> Result<SandboxConfig, String> {
+pub fn demo_config() -> anyhow::Result<SandboxConfig> {
     let secret = random_token()?;
     let digest = hex(&rfma_filter::digest::sha256(secret.as_bytes()));
     let config = json!({
@@ -83,12 +84,12 @@ pub fn demo_config() -> Result<SandboxConfig, String> {
 
 /// Reads and checks a user's configuration with the filter's own parser, so the error is the
 /// one the filter would log.
-pub fn load_config(file: &Path) -> Result<SandboxConfig, String> {
+pub fn load_config(file: &Path) -> anyhow::Result<SandboxConfig> {
     let bytes =
-        std::fs::read(file).map_err(|e| format!("cannot read --config {}: {e}", file.display()))?;
-    let policy = check_config(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+        std::fs::read(file).with_context(|| format!("cannot read --config {}", file.display()))?;
+    let policy = check_config(&bytes).with_context(|| file.display().to_string())?;
     let text = String::from_utf8(bytes).map_err(|_| {
-        format!(
+        anyhow::anyhow!(
             "{}: invalid plugin config: configuration: not UTF-8",
             file.display()
         )
@@ -113,15 +114,14 @@ pub fn load_config(file: &Path) -> Result<SandboxConfig, String> {
 }
 
 /// The filter's verdict on a configuration, worded as the filter logs it.
-pub fn check_config(bytes: &[u8]) -> Result<rfma_filter::config::Policy, String> {
-    rfma_filter::config::parse(bytes).map_err(|e| format!("invalid plugin config: {e}"))
+pub fn check_config(bytes: &[u8]) -> anyhow::Result<rfma_filter::config::Policy> {
+    rfma_filter::config::parse(bytes).map_err(|e| anyhow::anyhow!("invalid plugin config: {e}"))
 }
 
-fn random_token() -> Result<String, String> {
+fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read the system random source: {e}"))?;
     Ok(format!("rfma-{}", hex(&bytes)))
 }
 
@@ -251,27 +251,28 @@ pub fn summarize(line: &str) -> String {
 /// Runs the sandbox until Ctrl-C, SIGTERM or SIGHUP (exit 0) or a child dies (exit 1); a
 /// bad flag or configuration exits 2 before anything starts.
 pub fn run(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
-    run_inner(args).or_else(|e| super::cannot_run(anyhow::anyhow!(e)))
+    run_inner(args).or_else(super::cannot_run)
 }
 
-fn run_inner(args: &SandboxArgs) -> Result<ExitCode, String> {
+fn run_inner(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
         Some(file) => load_config(file)?,
         None => demo_config()?,
     };
     let wasm = args.wasm.clone().unwrap_or_else(default_wasm);
     if !wasm.is_file() {
-        return Err(format!(
+        bail!(
             "the filter module {} does not exist: build it with `make wasm` or pass --wasm PATH",
             wasm.display()
-        ));
+        );
     }
-    let envoy_bin = envoy::find_envoy(args.envoy.as_deref())?;
+    // The harness words its errors as plain strings.
+    let envoy_bin = envoy::find_envoy(args.envoy.as_deref()).map_err(anyhow::Error::msg)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+        .context("cannot handle Ctrl-C")?;
 
     eprintln!("starting httpbin and Envoy ({})...", envoy_bin.display());
     let stack_config = StackConfig {
@@ -286,8 +287,9 @@ fn run_inner(args: &SandboxArgs) -> Result<ExitCode, String> {
             spec.listener_port = p;
         }
         Ok(())
-    })?;
-    let listener = stack.plain()?;
+    })
+    .map_err(anyhow::Error::msg)?;
+    let listener = stack.plain().map_err(anyhow::Error::msg)?;
     eprint!("{}", banner(&config, listener, &stack));
     eprintln!();
 
@@ -353,7 +355,7 @@ mod tests {
             r#"{"tokens":[{"name":"a","value":"x"},{"name":"b","sha256":"zz"}]}"#,
         )
         .unwrap();
-        let e = load_config(&f).unwrap_err();
+        let e = format!("{:#}", load_config(&f).unwrap_err());
         assert!(
             e.starts_with(&format!(
                 "{}: invalid plugin config: tokens[1].sha256",
@@ -361,7 +363,10 @@ mod tests {
             )),
             "{e}"
         );
-        let e = load_config(&dir.path().join("missing.json")).unwrap_err();
+        let e = format!(
+            "{:#}",
+            load_config(&dir.path().join("missing.json")).unwrap_err()
+        );
         assert!(e.starts_with("cannot read --config"), "{e}");
     }
 
