@@ -10,41 +10,31 @@ use std::fmt;
 
 pub const DEFAULT_HEADER: &str = "x-rfma-token";
 pub const MAX_TOKENS: usize = 1024;
-/// Headers the filter reads for the access record and the deny reply. As the token header,
-/// the gate would never see the token in one of them, while the record and the deny body
-/// would carry it.
+/// Headers the access record prints (`filter/access-log-format.json`), the deny reply copies, or
+/// the proxy's tracer reads. As the token header, one of them would carry the token into the
+/// record or the reply.
 pub const RESERVED_HEADERS: [&str; 4] =
     ["x-request-id", "user-agent", "traceparent", "x-b3-traceid"];
 const MAX_NAME_LEN: usize = 63;
 const MAX_HEADER_NAME_LEN: usize = 128;
 const MAX_METHOD_LEN: usize = 32;
 
-/// Where the access record goes.
+/// Whether the filter hands its decision to the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
-    /// Envoy filter state `wasm.rfma_access_log`, for an access log to print.
+    /// Filter state (`wasm.rfma_decision` and the rest, see [`crate::handover`]), which the
+    /// access-log format prints.
     FilterState,
-    /// The proxy's own log, at info level.
-    ProxyLog,
-    Both,
+    /// Nothing: the record has Envoy's fields only.
     None,
-}
-
-impl Sink {
-    pub fn filter_state(self) -> bool {
-        matches!(self, Sink::FilterState | Sink::Both)
-    }
-    pub fn proxy_log(self) -> bool {
-        matches!(self, Sink::ProxyLog | Sink::Both)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPolicy {
     pub sink: Sink,
-    /// Record allowed (and bypassed) requests.
+    /// Hand over the decision of allowed (and bypassed) requests.
     pub allowed: bool,
-    /// Record denied requests.
+    /// Hand over the decision of denied requests.
     pub denied: bool,
 }
 
@@ -78,12 +68,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Whether a request of this class gets an access record at all.
-    /// Whether some requests get a record (else the clock is not even read).
-    pub fn records_any(&self) -> bool {
-        self.records(true) || self.records(false)
-    }
-
+    /// Whether the decision on a request of this class goes into its access record.
     pub fn records(&self, allowed: bool) -> bool {
         self.log.sink != Sink::None
             && if allowed {
@@ -485,14 +470,17 @@ fn log_policy(path: &str, value: &Value) -> Result<LogPolicy, ConfigError> {
             let field = log.path("sink");
             match string(&field, v)? {
                 "filter_state" => Sink::FilterState,
-                "proxy_log" => Sink::ProxyLog,
-                "both" => Sink::Both,
                 "none" => Sink::None,
-                _ => {
+                // Removed on purpose: the record is Envoy's (filter/access-log-format.json);
+                // a line of the filter's own would cost the properties the split saved.
+                "proxy_log" | "both" => {
                     return Err(error(
                         field,
-                        "expected one of: filter_state, proxy_log, both, none",
+                        "the filter no longer writes its own log line; Envoy's access log writes the record (expected one of: filter_state, none)",
                     ));
+                }
+                _ => {
+                    return Err(error(field, "expected one of: filter_state, none"));
                 }
             }
         }
@@ -530,7 +518,7 @@ mod tests {
                 ],
                 "bypass": [{{"path_prefix": "/status/", "methods": ["GET", "HEAD"]}}, {{"path_prefix": "/healthz"}}],
                 "strip_header": false,
-                "log": {{"sink": "both", "allowed": false, "denied": true}}
+                "log": {{"sink": "filter_state", "allowed": false, "denied": true}}
             }}"#
             )
             .as_bytes(),
@@ -559,7 +547,7 @@ mod tests {
         assert_eq!(
             p.log,
             LogPolicy {
-                sink: Sink::Both,
+                sink: Sink::FilterState,
                 allowed: false,
                 denied: true
             }
@@ -729,7 +717,9 @@ mod tests {
             ),
             (t(r#","strip_header":"yes""#), "strip_header: expected true or false, got a string"),
             (t(r#","log":[]"#), "log: expected an object, got an array"),
-            (t(r#","log":{"sink":"stdout"}"#), "log.sink: expected one of: filter_state, proxy_log, both, none"),
+            (t(r#","log":{"sink":"stdout"}"#), "log.sink: expected one of: filter_state, none"),
+            (t(r#","log":{"sink":"proxy_log"}"#), "log.sink: the filter no longer writes its own log line; Envoy's access log writes the record (expected one of: filter_state, none)"),
+            (t(r#","log":{"sink":"both"}"#), "log.sink: the filter no longer writes its own log line; Envoy's access log writes the record (expected one of: filter_state, none)"),
             (t(r#","log":{"allowed":1}"#), "log.allowed: expected true or false, got a number"),
             (t(r#","log":{"denied":null}"#), "log.denied: expected true or false, got null"),
             (t(r#","log":{"level":"info"}"#), "log.level: unknown field (expected one of: sink, allowed, denied)"),

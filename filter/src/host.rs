@@ -3,7 +3,7 @@
 //! The SDK's `hostcalls` helpers panic on a host status they do not expect (and a panic is
 //! an abort, i.e. a dead VM, in this build), so the filter calls the ABI through these thin
 //! wrappers, which turn every status into a `Result`. Callers decide what an error means:
-//! a deny in the gate, an unknown field in the record.
+//! a deny in the gate, a missing field in the access record.
 
 use std::ptr::{null, null_mut};
 
@@ -162,7 +162,7 @@ unsafe fn owned_buffer(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
-/// Logs `message` (UTF-8 text; bytes so that a record goes out without a copy).
+/// Logs `message` (UTF-8 text).
 pub fn log(level: LogLevel, message: &[u8]) -> Result<(), HostError> {
     // SAFETY: the pointer and length describe a live buffer for the duration of the call.
     status(unsafe { abi::proxy_log(level as u32, message.as_ptr(), message.len()) })
@@ -335,12 +335,7 @@ pub fn remove_request_header(name: &str) -> Result<(), HostError> {
 /// A property path in the ABI's form: segments separated by NUL, e.g. `b"source\0address"`.
 pub type PropertyPath = &'static [u8];
 
-pub const SOURCE_ADDRESS: PropertyPath = b"source\0address";
 pub const PEER_URI_SAN: PropertyPath = b"connection\0uri_san_peer_certificate";
-pub const REQUEST_PROTOCOL: PropertyPath = b"request\0protocol";
-pub const RESPONSE_CODE: PropertyPath = b"response\0code";
-/// Envoy stores a property set by a module as filter state under `wasm.<path>`.
-pub const ACCESS_RECORD: PropertyPath = b"rfma_access_log";
 
 /// A property's raw bytes, or `None` when the proxy does not have it.
 pub fn property(path: PropertyPath) -> Result<Option<Vec<u8>>, HostError> {
@@ -356,15 +351,9 @@ pub fn property(path: PropertyPath) -> Result<Option<Vec<u8>>, HostError> {
     }
 }
 
-/// An integer property, which Envoy encodes as 8 little-endian bytes.
-pub fn property_u64(path: PropertyPath) -> Result<Option<u64>, HostError> {
-    Ok(
-        property(path)?
-            .and_then(|bytes| Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))),
-    )
-}
-
-pub fn set_property(path: PropertyPath, value: &[u8]) -> Result<(), HostError> {
+/// Sets a property; Envoy stores it as filter state under `wasm.<path>`, where an access-log
+/// format can print it.
+pub fn set_property(path: &[u8], value: &[u8]) -> Result<(), HostError> {
     // SAFETY: both slices are live for the duration of the call.
     status(unsafe {
         abi::proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len())
@@ -472,6 +461,6 @@ mod tests {
     #[test]
     fn native_builds_have_no_host() {
         assert_eq!(now_ns(), Err(HostError(12)));
-        assert_eq!(property(SOURCE_ADDRESS), Err(HostError(12)));
+        assert_eq!(property(PEER_URI_SAN), Err(HostError(12)));
     }
 }

@@ -1,8 +1,8 @@
 //! `rfma-filter`: a Proxy-Wasm HTTP filter that gates requests on a hashed token allowlist
-//! and writes one ECS access record per request.
+//! and hands its decision to Envoy's access log, which writes one ECS record per request.
 //!
 //! Pure logic over plain data: [`config`] (plugin configuration → immutable policy),
-//! [`gate`] (where a request is decided), [`record`] (where the access record is written).
+//! [`gate`] (where a request is decided), [`handover`] (what the access log gets).
 //! [`host`] is the only code that touches the Proxy-Wasm ABI; [`filter`] wires them into
 //! the SDK's contexts.
 
@@ -20,10 +20,10 @@
 pub mod config;
 pub mod digest;
 pub mod gate;
+pub mod handover;
 pub mod headers;
 pub mod host;
 pub mod json;
-pub mod record;
 pub mod response;
 
 #[cfg(target_arch = "wasm32")]

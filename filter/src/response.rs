@@ -1,7 +1,6 @@
 //! The deny response and the counters: the parts of the contract a client or a dashboard sees.
 
 use crate::gate::{Decision, Reason};
-use crate::record::push_string;
 
 /// The JSON body of a deny: `{"error":"<reason>","request_id":"<x-request-id or empty>"}`.
 /// It never carries the token or its digest: it is built from the reason code and the ID.
@@ -13,6 +12,32 @@ pub fn deny_body(reason: Reason, request_id: Option<&[u8]>) -> Vec<u8> {
     push_string(&mut body, request_id.unwrap_or_default());
     body.push(b'}');
     body
+}
+
+/// Appends `bytes` as a JSON string: quotes, backslashes and control characters escaped,
+/// invalid UTF-8 replaced by U+FFFD, so the body is valid JSON whatever the client sent.
+pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let code = u32::from(c);
+                out.extend_from_slice(b"\\u00");
+                for shift in [4u32, 0] {
+                    let digit = (code >> shift) & 0xf;
+                    out.push(HEX.get(digit as usize).copied().unwrap_or(b'0'));
+                }
+            }
+            c => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
 }
 
 /// Counter names, in the order of [`counter_index`].
@@ -57,6 +82,22 @@ mod tests {
             deny_body(Reason::InternalError, Some(b"a\"b")),
             br#"{"error":"internal_error","request_id":"a\"b"}"#
         );
+    }
+
+    #[test]
+    fn request_ids_are_escaped_into_valid_json() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"plain-id", r#""plain-id""#),
+            (br#"a"b\c"#, r#""a\"b\\c""#),
+            (b"tab\tnl\n\x00\x7f", r#""tab\u0009nl\u000a\u0000\u007f""#),
+            (b"caf\xc3\xa9", "\"caf\u{e9}\""),
+            (b"bad\xff", "\"bad\u{fffd}\""),
+        ];
+        for (raw, want) in cases {
+            let mut out = Vec::new();
+            push_string(&mut out, raw);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{raw:?}");
+        }
     }
 
     #[test]
