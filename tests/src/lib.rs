@@ -25,5 +25,5 @@ pub use host::{
 };
 pub use imports::UNSUPPORTED_PROXY_CALLS;
 pub use module::{FUEL_PER_CALL, Module, engine, filter_module, module_path, trap_module};
-pub use request::{ACCESS_RECORD_KEY, ClientResponse, RequestBuilder, Response};
+pub use request::{ClientResponse, HANDOVER_PREFIX, RequestBuilder, Response};
 pub use state::{HostCall, LocalReply, LogLine, LogOrigin};

@@ -7,8 +7,11 @@ use crate::headers::Headers;
 use crate::host::{Host, VmFailure};
 use crate::state::{HostCall, LocalReply, LogLine};
 
-/// The filter-state key Envoy gives `set_property("rfma_access_log", ..)`.
-pub const ACCESS_RECORD_KEY: &str = "wasm.rfma_access_log";
+/// Envoy keeps a property a module sets as filter state under `wasm.<name>`: the values the
+/// filter hands to the access log are `wasm.rfma_decision`, `wasm.rfma_token`,
+/// `wasm.rfma_reason` and `wasm.rfma_domain` (written out here, not taken from the filter, so a
+/// renamed key fails the tests).
+pub const HANDOVER_PREFIX: &str = "wasm.rfma_";
 
 #[derive(Debug, Clone)]
 pub(crate) struct RequestSpec {
@@ -323,33 +326,21 @@ impl Response {
         self.filter_state.keys().cloned().collect()
     }
 
-    /// The access record in filter state `wasm.rfma_access_log`, as text.
-    pub fn record(&self) -> Option<String> {
-        self.filter_state(ACCESS_RECORD_KEY)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+    /// The values the filter handed to the access log: filter state under `wasm.rfma_*`, by
+    /// the rest of the key (`decision`, `token`, `reason`, `domain`), as text.
+    pub fn handover(&self) -> std::collections::BTreeMap<String, String> {
+        self.filter_state
+            .iter()
+            .filter_map(|(key, value)| {
+                let name = key.strip_prefix(HANDOVER_PREFIX)?;
+                Some((name.to_owned(), String::from_utf8_lossy(value).into_owned()))
+            })
+            .collect()
     }
 
-    /// The access record parsed as JSON; panics (with the logs) if there is none
-    /// or it is not a single JSON object.
-    pub fn record_json(&self) -> serde_json::Value {
-        let Some(raw) = self.filter_state(ACCESS_RECORD_KEY) else {
-            panic!(
-                "no access record in filter state {ACCESS_RECORD_KEY}; keys: {:?}; logs: {:?}",
-                self.filter_state_keys(),
-                self.logs
-            )
-        };
-        let value: serde_json::Value = serde_json::from_slice(raw).unwrap_or_else(|e| {
-            panic!(
-                "access record is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(raw)
-            )
-        });
-        assert!(
-            value.is_object(),
-            "access record is not a JSON object: {value}"
-        );
-        value
+    /// The decision handed to the access log (`wasm.rfma_decision`), if any.
+    pub fn decision(&self) -> Option<String> {
+        self.handover().remove("decision")
     }
 
     /// Log lines written while this stream ran.

@@ -115,11 +115,11 @@ fn a_minimal_configuration_gets_the_defaults() {
     let cfg = json!({"tokens": [{"name": "demo", "value": LEGACY_TOKEN}]});
     let mut host = host_with(&cfg);
     let mut plugin = host.plugin().unwrap();
-    // Default header x-rfma-token, stripping on, records to filter state.
+    // Default header x-rfma-token, stripping on, the decision handed to the access log.
     let r = plugin.request().header("X-Rfma-Token", LEGACY_TOKEN).send();
     assert!(r.is_forwarded());
     assert!(!r.forwarded_headers().unwrap().contains("x-rfma-token"));
-    assert!(r.record().is_some());
+    assert_eq!(r.decision().as_deref(), Some("allow"));
     // No bypass by default.
     assert_eq!(
         plugin.request().path("/status/200").send().status(),

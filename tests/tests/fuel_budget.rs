@@ -1,5 +1,5 @@
 //! The cost of a request, counted in fuel: deterministic, and the allowed
-//! path stays under the budget written in the README ("Cost per request").
+//! path stays under the budget written in docs/filter.md ("Cost per request").
 
 use rfma_tests::filter_module;
 use rfma_tests::fuel::{ALLOWED_FUEL_BUDGET, measure};
@@ -19,7 +19,7 @@ fn fuel_is_deterministic_and_the_allowed_path_is_within_budget() {
     assert!(
         allowed.fuel <= ALLOWED_FUEL_BUDGET,
         "the allowed path costs {} fuel, over its budget of {ALLOWED_FUEL_BUDGET}: \
-         find the regression or, if the cost is justified, raise the budget and the README",
+         find the regression or, if the cost is justified, raise the budget and docs/filter.md",
         allowed.fuel
     );
     // Every deny reason and the bypass are measured.

@@ -53,8 +53,8 @@ fn host_with(entries: &[(&str, [u8; 32])]) -> Host {
     host
 }
 
-/// Sends one request with this token; asserts it was rejected as `invalid_token` with a
-/// record, and returns its fuel.
+/// Sends one request with this token; asserts it was rejected as `invalid_token` with the
+/// reason handed to the access log, and returns its fuel.
 fn reject_fuel(host: &mut Host, token: &str) -> u64 {
     let r: Response = host
         .plugin()
@@ -67,8 +67,8 @@ fn reject_fuel(host: &mut Host, token: &str) -> u64 {
         .send();
     assert!(r.vm_failure().is_none(), "{:?}", r.vm_failure());
     assert_eq!(r.status(), Some(403), "{r:?}");
-    let record = r.record_json();
-    assert_eq!(record["rfma"]["reason"], "invalid_token", "{record}");
+    let handed = r.handover();
+    assert_eq!(handed["reason"], "invalid_token", "{handed:?}");
     r.fuel()
 }
 
