@@ -85,7 +85,7 @@ fmt-check: deps-check ## cargo fmt --check over the workspace and fuzz/
 unit: ## the unit tests of every crate (cargo test --workspace --lib)
 	cargo test -q --workspace --lib
 
-# The contributor's fast loop, about a minute warm (README, "Set-up").
+# The contributor's fast loop, about a minute warm (docs/testing.md, "How long each takes").
 check: fmt-check lint unit validate ## fmt-check, lint, unit and validate: the fast loop before a commit
 
 sandbox: deps-sandbox wasm ## install what is missing, build the filter, run it in a local Envoy in front of httpbin

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How long `make sandbox` takes, on a fresh clone, until the sandbox prints its banner; then it
-# stops the sandbox. The README's "Set-up" quotes it.
+# stops the sandbox. The README's "Set-up" and docs/testing.md ("How long each takes") quote it.
 #   scripts/sandbox-ready.sh [REV]      (default HEAD)
 # Fresh: the clone, its target dir, its .venv, pip's cache (PIP_NO_CACHE_DIR) and, unless
 # KEEP_CARGO_HOME=1, cargo's registry (a new CARGO_HOME, so every crate is downloaded again).

@@ -86,7 +86,7 @@ struct PolicyGen {
 }
 
 impl PolicySpec {
-    /// The policy every seed with an empty first line uses: the README's example, plus a
+    /// The policy every seed with an empty first line uses: docs/filter.md's example, plus a
     /// token given by upper-case digest.
     pub fn fixed() -> PolicySpec {
         let token = |i: u8, spelling, principals: Vec<&'static str>| TokenSpec {

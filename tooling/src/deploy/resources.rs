@@ -1,6 +1,6 @@
 //! What a set of rendered manifests asks of a cluster: the CPU and memory requests and limits of
 //! every pod it would run, so `up`'s preflight can compare a profile with the nodes' allocatable
-//! memory and the README can say what each profile needs.
+//! memory and docs/gitops.md can say what each profile needs.
 //!
 //! What [`sum`] counts, per pod, times the pods of each workload:
 //! - Workloads in the objects (Deployment, StatefulSet, ReplicaSet, DaemonSet, Job, CronJob, Pod):

@@ -187,7 +187,7 @@ fn curl(url: &str, extra: &[&str]) -> Vec<String> {
 /// The same, sending the token read from the mounted Secret (the token never leaves the pod).
 fn curl_with_token(url: &str, extra: &str) -> Vec<String> {
     let script = format!(
-        "test -s {TOKEN_PATH} || {{ echo 'no token at {TOKEN_PATH}: create the Secret rfma-demo-token (see README)' >&2; exit 3; }}; \
+        "test -s {TOKEN_PATH} || {{ echo 'no token at {TOKEN_PATH}: create the Secret rfma-demo-token (see docs/gitops.md)' >&2; exit 3; }}; \
          curl -sS -o /dev/null -w '%{{http_code}} %{{time_total}}' --max-time 10 -H \"x-rfma-token: $(cat {TOKEN_PATH})\" {extra} '{url}'"
     );
     vec!["sh".into(), "-c".into(), script]
