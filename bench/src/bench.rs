@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     NoGate,
+    /// No gate, and the record's ECS fields as a plain line (see [`AccessLog::Plain`]).
+    NoGatePlainLog,
     Rbac,
     Lua,
     /// The shipped filter; `bypass`: the requests hit a bypass rule instead of carrying a token.
@@ -76,12 +78,8 @@ pub const STANDARD: [Variant; 5] = [
 pub const PROFILE: [Variant; 14] = [
     Variant {
         key: "p1",
-        label: "(p1) rfma, sink proxy_log + strip",
-        kind: Kind::Filter {
-            sink: Sink::ProxyLog,
-            strip: true,
-            bypass: false,
-        },
+        label: "(p1) no gate, plain ECS line (no CEL, no filter state)",
+        kind: Kind::NoGatePlainLog,
     },
     Variant {
         key: "p2",
@@ -282,7 +280,7 @@ pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
         Mix::Denied => WRONG_TOKEN,
     };
     let headers = vec![(HEADER.to_owned(), token.to_owned())];
-    let gated = !matches!(kind, Kind::NoGate | Kind::Probe(_));
+    let gated = !matches!(kind, Kind::NoGate | Kind::NoGatePlainLog | Kind::Probe(_));
     let status = if gated && mix == Mix::Denied {
         403
     } else {
@@ -296,7 +294,7 @@ pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
             counter: Some("rfma_bypassed_total"),
             decision: Some("bypass"),
         },
-        Kind::Filter { .. } => Traffic {
+        Kind::Filter { sink, .. } => Traffic {
             path: PATH,
             headers,
             status,
@@ -304,7 +302,7 @@ pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
                 Mix::Allowed => "rfma_allowed_total",
                 Mix::Denied => "rfma_denied_invalid_token_total",
             }),
-            decision: Some(match mix {
+            decision: (sink == Sink::FilterState).then_some(match mix {
                 Mix::Allowed => "allow",
                 Mix::Denied => "deny",
             }),
@@ -331,19 +329,16 @@ pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
 /// written into `dir`).
 pub(crate) fn gate(wasm: &Path, kind: Kind, dir: &Path) -> Result<(Gate, AccessLog), String> {
     Ok(match kind {
-        Kind::NoGate => (Gate::None, AccessLog::EnvoyJson),
-        Kind::Rbac => (Gate::Rbac, AccessLog::EnvoyJson),
-        Kind::Lua => (Gate::Lua, AccessLog::EnvoyJson),
+        Kind::NoGate => (Gate::None, AccessLog::Shipped),
+        Kind::NoGatePlainLog => (Gate::None, AccessLog::Plain),
+        Kind::Rbac => (Gate::Rbac, AccessLog::Shipped),
+        Kind::Lua => (Gate::Lua, AccessLog::Shipped),
         Kind::Filter { sink, strip, .. } => (
             Gate::Wasm {
                 module: wasm.to_path_buf(),
                 config: plugin_config(sink, strip),
             },
-            if sink == Sink::FilterState {
-                AccessLog::Record
-            } else {
-                AccessLog::EnvoyJson
-            },
+            AccessLog::Shipped,
         ),
         Kind::Probe(p) => {
             let module = dir.join("probe.wasm");
@@ -353,7 +348,7 @@ pub(crate) fn gate(wasm: &Path, kind: Kind, dir: &Path) -> Result<(Gate, AccessL
                     module,
                     config: String::new(),
                 },
-                AccessLog::EnvoyJson,
+                AccessLog::Shipped,
             )
         }
     })
@@ -510,7 +505,7 @@ fn check_counters(delta: &Counters, t: &Traffic) -> Result<(), String> {
 pub(crate) fn check_access_log(path: &Path, log: AccessLog, t: &Traffic) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for (_, token) in TOKENS {
-        if log == AccessLog::Record && text.contains(token) {
+        if text.contains(token) {
             return Err(format!(
                 "a token appears in the access log {}",
                 path.display()
@@ -521,7 +516,7 @@ pub(crate) fn check_access_log(path: &Path, log: AccessLog, t: &Traffic) -> Resu
     for line in text.lines() {
         let record: Value = serde_json::from_str(line)
             .map_err(|e| format!("access log line is not JSON ({e}): {line:?}"))?;
-        if log == AccessLog::Record {
+        if log == AccessLog::Shipped {
             let decision = record["rfma"]["decision"].as_str();
             let status = record["http"]["response"]["status_code"].as_u64();
             if status.is_none() && decision == t.decision {
@@ -565,7 +560,7 @@ mod tests {
 
     #[test]
     fn filter_configs_are_accepted_by_the_filters_own_parser() {
-        for sink in [Sink::FilterState, Sink::ProxyLog, Sink::None] {
+        for sink in [Sink::FilterState, Sink::None] {
             for strip in [true, false] {
                 let text = plugin_config(sink, strip);
                 rfma_filter::config::parse(text.as_bytes())

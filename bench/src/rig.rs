@@ -43,7 +43,6 @@ pub const BYPASS_PREFIX: &str = "/status/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
     FilterState,
-    ProxyLog,
     None,
 }
 
@@ -51,7 +50,6 @@ impl Sink {
     pub fn name(self) -> &'static str {
         match self {
             Sink::FilterState => "filter_state",
-            Sink::ProxyLog => "proxy_log",
             Sink::None => "none",
         }
     }
@@ -99,27 +97,41 @@ pub enum Gate {
 /// What each request's access-log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessLog {
-    /// Envoy's own JSON formatter with ECS-like fields (what a gate without a record pays).
-    EnvoyJson,
-    /// The filter's record, `%FILTER_STATE(wasm.rfma_access_log:PLAIN)%`.
-    Record,
+    /// The shipped record, `filter/access-log-format.json` (what the mesh writes), for every
+    /// gate: the "added over no gate" figures compare like with like.
+    Shipped,
+    /// The same ECS fields with plain operators only: no `%CEL%`, no filter state, no
+    /// `omit_empty_values`. Against [`AccessLog::Shipped`] with no gate, the record's own cost.
+    Plain,
 }
 
-/// The fields of [`AccessLog::EnvoyJson`]: about what the filter's record carries.
-fn envoy_json_format() -> Value {
-    json!({
-        "@timestamp": "%START_TIME%",
-        "http.request.method": "%REQ(:METHOD)%",
-        "url.original": "%REQ(:PATH)%",
-        "url.domain": "%REQ(:AUTHORITY)%",
-        "http.version": "%PROTOCOL%",
-        "http.response.status_code": "%RESPONSE_CODE%",
-        "event.duration": "%DURATION%",
-        "http.request.id": "%REQ(X-REQUEST-ID)%",
-        "source.address": "%DOWNSTREAM_REMOTE_ADDRESS%",
-        "user_agent.original": "%REQ(USER-AGENT)%",
-        "event.reason": "%RESPONSE_CODE_DETAILS%",
-    })
+/// The shipped format with each `%CEL(..)%` value replaced by the plain operator that carries
+/// the same raw fact, and the filter-state values dropped.
+fn plain_format() -> Value {
+    fn plain(value: &Value, path: &str) -> Option<Value> {
+        match value {
+            Value::Object(map) => Some(Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| {
+                        let path = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        plain(v, &path).map(|v| (k.clone(), v))
+                    })
+                    .collect(),
+            )),
+            Value::String(s) if s.contains("%FILTER_STATE(") => None,
+            Value::String(s) if s.contains("%CEL(") => Some(Value::String(
+                match path {
+                    "event.outcome" => "%RESPONSE_CODE%",
+                    "http.version" => "%PROTOCOL%",
+                    _ => "%REQ(:PATH)%",
+                }
+                .to_owned(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+    let shipped = harness::record_log_format();
+    plain(&shipped["json_format"], "").unwrap_or_default()
 }
 
 /// The Lua gate: the same decision as RBAC, plus stripping like the filter.
@@ -181,10 +193,8 @@ fn gate_filter(gate: &Gate) -> Option<Value> {
 /// The whole bootstrap: admin and listener on kernel-picked loopback ports.
 pub fn bootstrap(gate: &Gate, log: AccessLog, access_log: &Path) -> Value {
     let format = match log {
-        AccessLog::EnvoyJson => json!({ "json_format": envoy_json_format() }),
-        AccessLog::Record => {
-            json!({ "text_format_source": { "inline_string": harness::RECORD_LOG_FORMAT } })
-        }
+        AccessLog::Shipped => harness::record_log_format(),
+        AccessLog::Plain => json!({ "json_format": plain_format() }),
     };
     let mut filters: Vec<Value> = gate_filter(gate).into_iter().collect();
     filters.push(json!({

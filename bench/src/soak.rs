@@ -188,7 +188,7 @@ pub fn run(
         module: spec.wasm.clone(),
         config: rig::plugin_config(Sink::FilterState, true),
     };
-    let bootstrap = rig::bootstrap(&gate, AccessLog::Record, &access_log);
+    let bootstrap = rig::bootstrap(&gate, AccessLog::Shipped, &access_log);
     let mut envoy = Envoy::start(
         &spec.envoy,
         &bootstrap,

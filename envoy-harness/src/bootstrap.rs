@@ -2,9 +2,9 @@
 //!
 //! One HTTP connection manager, used by every listener:
 //! `envoy.filters.http.wasm` (V8, the module from a local file, the plugin configuration as a
-//! `google.protobuf.StringValue`) → router → the `httpbin` cluster, plus a file access log whose
-//! format is `%FILTER_STATE(wasm.rfma_access_log:PLAIN)%`, so each line is the filter's own
-//! record, bare. Listeners: a plain-text one (HTTP/1.1 and h2c, codec `AUTO`), optionally a
+//! `google.protobuf.StringValue`) → router → the `httpbin` cluster, plus a file access log that
+//! writes the ECS record with the shipped format, `filter/access-log-format.json`, exactly as
+//! the mesh's access-log provider does. Listeners: a plain-text one (HTTP/1.1 and h2c, codec `AUTO`), optionally a
 //! TLS one that requires a client certificate signed by a given CA (the peer's URI SAN is what
 //! the filter matches `principals` against), either static or served from a watched file
 //! (file-based LDS, how a control plane such as istiod pushes listener updates).
@@ -12,10 +12,17 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// The Envoy filter-state key the filter's `filter_state` sink writes (`wasm.` + property name).
-pub const RECORD_FILTER_STATE: &str = "wasm.rfma_access_log";
-/// The access-log format that prints the record bare, one per line.
-pub const RECORD_LOG_FORMAT: &str = "%FILTER_STATE(wasm.rfma_access_log:PLAIN)%\n";
+/// The access record's one definition: an Envoy `json_format` object (ECS fields, command
+/// operators as values). The mesh's copy in `istio/system/istiod.yaml` is checked against it.
+pub const ACCESS_LOG_FORMAT_JSON: &str = include_str!("../../filter/access-log-format.json");
+
+/// The `log_format` (a `SubstitutionFormatString`) that writes the record: the shipped
+/// `json_format`, with absent values left out rather than printed as `null`/`-`.
+pub fn record_log_format() -> Value {
+    let format: Value = serde_json::from_str(ACCESS_LOG_FORMAT_JSON)
+        .unwrap_or_else(|e| panic!("filter/access-log-format.json is not JSON: {e}"));
+    json!({ "json_format": format, "omit_empty_values": true })
+}
 /// The Wasm plugin's name: Envoy's own plugin stats are `wasm.<name>.*`.
 pub const PLUGIN_NAME: &str = "rfma";
 /// Name of the plain-text listener.
@@ -155,7 +162,7 @@ pub fn connection_manager(spec: &BootstrapSpec, stat_prefix: &str) -> Value {
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                     "path": path_str(&spec.access_log),
-                    "log_format": { "text_format_source": { "inline_string": RECORD_LOG_FORMAT } },
+                    "log_format": record_log_format(),
                 },
             }],
             "route_config": {
@@ -297,9 +304,10 @@ mod tests {
         assert_eq!(wasm["fail_open"], false);
         assert_eq!(hcm["http_filters"][1]["name"], "envoy.filters.http.router");
         let log = &hcm["access_log"][0]["typed_config"];
+        assert_eq!(log["log_format"]["omit_empty_values"], true);
         assert_eq!(
-            log["log_format"]["text_format_source"]["inline_string"],
-            RECORD_LOG_FORMAT
+            log["log_format"]["json_format"]["rfma"]["decision"],
+            "%FILTER_STATE(wasm.rfma_decision:PLAIN)%"
         );
         assert_eq!(log["path"], "/a.log");
         let ep = &b["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]

@@ -1,4 +1,5 @@
-//! Access records, log sinks, secrecy and counters, as a real Envoy shows them.
+//! Access records (Envoy's format with the filter's decision), secrecy and counters, as a
+//! real Envoy shows them.
 
 mod e2e_support;
 use e2e_support::*;
@@ -51,20 +52,19 @@ fn assert_timestamp(v: &Value) {
     assert!(t.starts_with("20"), "{t}");
 }
 
-/// Checks the fields every record has, and returns the record's `rfma` object.
-fn common(r: &Value, method: &str, path: &str, status: u64, allowed: bool) {
+/// Checks the fields every record has.
+fn common(r: &Value, method: &str, path: &str, status: u64) {
     no_nulls(r, "record");
     assert_timestamp(&r["@timestamp"]);
+    assert_eq!(r["ecs"]["version"], "9.4.0");
     assert_eq!(r["event"]["kind"], "event");
     assert_eq!(r["event"]["category"], json!(["web"]));
-    assert_eq!(
-        r["event"]["type"],
-        json!(["access", if allowed { "allowed" } else { "denied" }])
-    );
-    assert_eq!(r["event"]["action"], "rfma-token-gate");
+    assert_eq!(r["event"]["type"], json!(["access"]));
+    assert_eq!(r["event"]["dataset"], "rfma.access");
+    // The outcome follows the status the client got, not the decision.
     assert_eq!(
         r["event"]["outcome"],
-        if allowed { "success" } else { "failure" }
+        if status < 400 { "success" } else { "failure" }
     );
     assert!(
         r["event"]["duration"].as_u64().is_some_and(|d| d > 0),
@@ -80,19 +80,34 @@ fn common(r: &Value, method: &str, path: &str, status: u64, allowed: bool) {
         json!(status),
         "status_code is an integer: {r}"
     );
+    for bytes in [
+        "/http/request/bytes",
+        "/http/response/bytes",
+        "/http/request/body/bytes",
+        "/http/response/body/bytes",
+    ] {
+        assert!(r.pointer(bytes).is_some_and(Value::is_u64), "{bytes}: {r}");
+    }
+    assert!(r["http"]["request"]["bytes"].as_u64() > Some(0), "{r}");
     assert_eq!(r["http"]["version"], "1.1");
+    assert_eq!(r["network"]["protocol"], "http");
     assert_eq!(r["url"]["path"], path);
+    assert_eq!(r["url"]["scheme"], "http");
     assert_eq!(r["source"]["ip"], "127.0.0.1");
-    assert!(
-        r["source"]["port"]
-            .as_u64()
-            .is_some_and(|p| p > 0 && p < 65536),
-        "source.port: {r}"
-    );
+    assert_eq!(r["source"]["address"], "127.0.0.1");
+    assert_eq!(r["destination"]["ip"], "127.0.0.1");
+    for port in ["/source/port", "/destination/port"] {
+        assert!(
+            r.pointer(port)
+                .and_then(Value::as_u64)
+                .is_some_and(|p| p > 0 && p < 65536),
+            "{port}: {r}"
+        );
+    }
 }
 
 #[test]
-fn one_bare_record_per_request_with_every_field_and_type() {
+fn one_ecs_record_per_request_from_envoys_format_with_the_filters_decision() {
     let stack = start(&base_config());
     let mut log = LogFollower::new(&stack.envoy.access_log);
 
@@ -103,19 +118,11 @@ fn one_bare_record_per_request_with_every_field_and_type() {
         Request::get("/get?x=1&y=%22")
             .header("host", "example.test:8080")
             .header("x-rfma-token", ALPHA)
-            .header("user-agent", agent)
-            .header(
-                "traceparent",
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            ),
+            .header("user-agent", agent),
     );
     assert_eq!(r.status, 200);
-    // Bypassed, trace id from B3, no query.
-    let b = send(
-        &stack,
-        Request::new("HEAD", "/status/204")
-            .header("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
-    );
+    // Bypassed, no query.
+    let b = send(&stack, Request::new("HEAD", "/status/204"));
     assert_eq!(b.status, 204);
     // Denied.
     let d = send(
@@ -123,81 +130,90 @@ fn one_bare_record_per_request_with_every_field_and_type() {
         Request::new("POST", "/post").header("x-rfma-token", WRONG),
     );
     assert_eq!(d.status, 403);
+    // Let through (a bypass rule), but the upstream answers 503: the outcome is the status's.
+    let failed = get_with_token(&stack, "/status/503?x", ALPHA);
+    assert_eq!(failed.status, 503);
 
-    let recs = next_records(&mut log, 3);
-    let [allow, bypass, deny] = [&recs[0], &recs[1], &recs[2]];
+    let recs = next_records(&mut log, 4);
+    let [allow, bypass, deny, upstream_failed] = [&recs[0], &recs[1], &recs[2], &recs[3]];
 
-    common(allow, "GET", "/get", 200, true);
+    common(allow, "GET", "/get", 200);
     keys(
         allow,
         &[
             "@timestamp",
+            "ecs",
             "event",
             "http",
             "url",
+            "network",
             "source",
+            "destination",
             "user_agent",
-            "trace",
             "rfma",
         ],
         "record",
     );
     keys(
         &allow["event"],
-        &["kind", "category", "type", "action", "outcome", "duration"],
+        &[
+            "kind", "category", "type", "outcome", "dataset", "module", "duration",
+        ],
         "event",
     );
     keys(&allow["http"], &["request", "response", "version"], "http");
-    keys(&allow["http"]["request"], &["method", "id"], "http.request");
-    keys(&allow["url"], &["path", "query", "domain"], "url");
-    keys(&allow["source"], &["ip", "port"], "source");
+    keys(
+        &allow["url"],
+        &["original", "path", "query", "scheme", "domain"],
+        "url",
+    );
+    assert_eq!(allow["url"]["original"], "/get?x=1&y=%22");
     assert_eq!(allow["url"]["query"], "x=1&y=%22");
     assert_eq!(allow["url"]["domain"], "example.test");
     assert_eq!(allow["user_agent"]["original"], agent);
-    assert_eq!(allow["trace"]["id"], "0af7651916cd43dd8448eb211c80319c");
+    let upstream = allow["rfma"]["upstream"]["address"].as_str().unwrap();
+    assert!(upstream.starts_with("127.0.0.1:"), "{allow}");
     assert_eq!(
         allow["rfma"],
-        json!({ "decision": "allow", "token": { "name": "alpha" } })
+        json!({
+            "decision": "allow",
+            "token": { "name": "alpha" },
+            "response_flags": "-",
+            "upstream": { "address": upstream, "cluster": "httpbin" }
+        })
     );
 
-    common(bypass, "HEAD", "/status/204", 204, true);
+    common(bypass, "HEAD", "/status/204", 204);
     keys(
-        bypass,
-        &[
-            "@timestamp",
-            "event",
-            "http",
-            "url",
-            "source",
-            "trace",
-            "rfma",
-        ],
-        "record",
+        &bypass["url"],
+        &["original", "path", "scheme", "domain"],
+        "url",
     );
-    keys(&bypass["url"], &["path", "domain"], "url");
-    assert_eq!(bypass["trace"]["id"], "463ac35c9f6413ad48485a3953bb6124");
-    assert_eq!(bypass["rfma"], json!({ "decision": "bypass" }));
+    assert_eq!(bypass["rfma"]["decision"], "bypass");
+    assert!(bypass["rfma"].get("token").is_none(), "{bypass}");
 
-    common(deny, "POST", "/post", 403, false);
-    keys(
-        deny,
-        &["@timestamp", "event", "http", "url", "source", "rfma"],
-        "record",
-    );
-    keys(
-        &deny["event"],
-        &[
-            "kind", "category", "type", "action", "outcome", "reason", "duration",
-        ],
-        "event",
-    );
+    common(deny, "POST", "/post", 403);
     assert_eq!(deny["event"]["reason"], "invalid_token");
     assert_eq!(
         deny["rfma"],
-        json!({ "decision": "deny", "reason": "invalid_token" })
+        json!({
+            "decision": "deny",
+            "reason": "invalid_token",
+            "response_flags": "-",
+            "upstream": { "cluster": "httpbin" }
+        }),
+        "a local reply has the route's cluster but no upstream host: {deny}"
     );
     let id = d.header("x-request-id").unwrap();
     assert_eq!(deny["http"]["request"]["id"], id);
+    assert_eq!(
+        deny["http"]["response"]["body"]["bytes"],
+        json!(d.body.len())
+    );
+
+    common(upstream_failed, "GET", "/status/503", 503);
+    assert_eq!(upstream_failed["event"]["outcome"], "failure");
+    assert_eq!(upstream_failed["rfma"]["decision"], "bypass");
 
     // Exactly one line per request: a marker request's record is the very next line.
     assert_eq!(
@@ -209,14 +225,36 @@ fn one_bare_record_per_request_with_every_field_and_type() {
         next[0]["url"]["query"], "marker=1",
         "an extra line was written: {next:?}"
     );
-    // And each line is the bare object: no quoting, no prefix.
+    // And each line is one bare object.
     let raw = std::fs::read_to_string(&stack.envoy.access_log).unwrap();
-    assert_eq!(raw.lines().count(), 4);
+    assert_eq!(raw.lines().count(), 5);
     assert!(
-        raw.lines()
-            .all(|l| l.starts_with("{\"@timestamp\":") && l.ends_with('}')),
+        raw.lines().all(|l| l.starts_with('{') && l.ends_with('}')),
         "{raw}"
     );
+}
+
+#[test]
+fn http2_records_say_version_2() {
+    let stack = start(&base_config());
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = stack.plain().unwrap();
+    let r = curl(
+        dir.path(),
+        &[
+            "--http2-prior-knowledge",
+            "-H",
+            &format!("x-rfma-token: {ALPHA}"),
+            &url(addr, "/get"),
+        ],
+    );
+    assert_eq!(r.response.status, 200);
+    assert_eq!(r.http_version, "2");
+    let rec = &next_records(&mut log, 1)[0];
+    assert_eq!(rec["http"]["version"], "2");
+    assert_eq!(rec["rfma"]["decision"], "allow");
+    assert_eq!(rec["url"]["domain"], "127.0.0.1");
 }
 
 #[test]
@@ -243,22 +281,20 @@ fn a_client_that_goes_away_gets_a_record_without_a_status() {
     drop(conn);
     let rec = &next_records(&mut log, 1)[0];
     no_nulls(rec, "record");
-    assert_eq!(
-        rec["rfma"],
-        json!({ "decision": "allow", "token": { "name": "alpha" } })
-    );
+    assert_eq!(rec["rfma"]["decision"], "allow");
+    assert_eq!(rec["rfma"]["token"]["name"], "alpha");
     assert_eq!(rec["url"]["path"], "/delay/2");
-    assert!(
-        rec["http"].get("response").is_none(),
-        "no response was sent: {rec}"
-    );
+    // Envoy prints 0 for "no response was sent" (its documented meaning of
+    // %RESPONSE_CODE% 0); Filebeat drops that field before indexing (elk/files/filebeat.yml).
+    assert_eq!(rec["http"]["response"]["status_code"], 0, "{rec}");
+    // No status: neither success nor failure.
+    assert_eq!(rec["event"]["outcome"], "unknown");
+    assert_eq!(rec["rfma"]["response_flags"], "DC", "{rec}");
 }
 
 #[test]
 fn tokens_and_digests_appear_in_no_envoy_output() {
-    let mut config = base_config();
-    config["log"] = json!({ "sink": "both" });
-    let stack = start(&config);
+    let stack = start(&base_config());
     let mut log = LogFollower::new(&stack.envoy.access_log);
     for t in [ALPHA, BRAVO, WRONG] {
         get_with_token(&stack, "/headers", t);
@@ -300,81 +336,34 @@ fn tokens_and_digests_appear_in_no_envoy_output() {
     );
 }
 
-/// The records the filter logged through the proxy (`wasm log <plugin> <root>: <record>`).
-fn proxy_log_records(stack: &Stack) -> Vec<Value> {
-    stack
-        .envoy
-        .process
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("[info][wasm]") && l.contains("\"rfma-token-gate\""))
-        .map(|l| {
-            let start = l
-                .find("{\"@timestamp\"")
-                .unwrap_or_else(|| panic!("no record in {l}"));
-            serde_json::from_str(&l[start..]).unwrap_or_else(|e| panic!("{e}: {l}"))
-        })
-        .collect()
-}
-
 #[test]
-fn proxy_log_sink_writes_records_to_envoys_log_and_none_writes_nothing() {
+fn without_the_hand_over_the_record_has_envoys_fields_only() {
+    // `log.sink: none`: every request still gets Envoy's record, without the filter's part.
     let mut config = base_config();
-    config["log"] = json!({ "sink": "proxy_log" });
-    let stack = start(&config);
-    let mut log = LogFollower::new(&stack.envoy.access_log);
-    assert_eq!(get_with_token(&stack, "/get", ALPHA).status, 200);
-    assert_eq!(send(&stack, Request::get("/get")).status, 401);
-    // The access log still gets a line per request, but no record in it.
-    assert_eq!(log.wait_lines(2, WAIT).unwrap(), ["-", "-"]);
-    let recs = eventually("two records in Envoy's log", || {
-        Some(proxy_log_records(&stack)).filter(|r| r.len() == 2)
-    });
-    assert_eq!(
-        recs[0]["rfma"],
-        json!({ "decision": "allow", "token": { "name": "alpha" } })
-    );
-    assert_eq!(
-        recs[1]["rfma"],
-        json!({ "decision": "deny", "reason": "missing_token" })
-    );
-    assert_eq!(recs[1]["http"]["response"]["status_code"], 401);
-    drop(stack);
-
-    // `both`: the same record in both places.
-    config["log"] = json!({ "sink": "both" });
-    let stack = start(&config);
-    let mut log = LogFollower::new(&stack.envoy.access_log);
-    assert_eq!(get_with_token(&stack, "/get", BRAVO).status, 200);
-    let in_access_log = next_records(&mut log, 1);
-    let in_proxy_log = eventually("a record in Envoy's log", || {
-        Some(proxy_log_records(&stack)).filter(|r| r.len() == 1)
-    });
-    assert_eq!(in_access_log, in_proxy_log);
-    drop(stack);
-
-    // `none`, and `allowed: false`: no record at all, or only for denials.
     config["log"] = json!({ "sink": "none" });
     let stack = start(&config);
     let mut log = LogFollower::new(&stack.envoy.access_log);
     assert_eq!(get_with_token(&stack, "/get", ALPHA).status, 200);
     assert_eq!(send(&stack, Request::get("/get")).status, 401);
-    assert_eq!(log.wait_lines(2, WAIT).unwrap(), ["-", "-"]);
-    assert!(proxy_log_records(&stack).is_empty());
+    for rec in next_records(&mut log, 2) {
+        assert!(rec["rfma"].get("decision").is_none(), "{rec}");
+        assert!(rec["url"].get("domain").is_none(), "{rec}");
+        assert!(rec["http"]["response"]["status_code"].is_u64(), "{rec}");
+    }
     drop(stack);
 
+    // `allowed: false`: the decision reaches the record of denials only.
     config["log"] = json!({ "sink": "filter_state", "allowed": false });
     let stack = start(&config);
     let mut log = LogFollower::new(&stack.envoy.access_log);
     assert_eq!(get_with_token(&stack, "/get", ALPHA).status, 200);
     assert_eq!(send(&stack, Request::get("/status/200")).status, 200);
     assert_eq!(send(&stack, Request::get("/get")).status, 401);
-    let lines = log.wait_lines(3, WAIT).unwrap();
-    assert_eq!(&lines[..2], ["-", "-"]);
-    assert_eq!(
-        envoy::parse_records(&lines[2..]).unwrap()[0]["rfma"]["reason"],
-        "missing_token"
-    );
+    let recs = next_records(&mut log, 3);
+    assert!(recs[0]["rfma"].get("decision").is_none(), "{}", recs[0]);
+    assert!(recs[1]["rfma"].get("decision").is_none(), "{}", recs[1]);
+    assert_eq!(recs[2]["rfma"]["reason"], "missing_token");
+    assert_eq!(recs[2]["event"]["reason"], "missing_token");
 }
 
 /// Prometheus names of the filter's counters. Envoy keeps custom Wasm metrics under its
