@@ -53,6 +53,24 @@ check "role rfma_filebeat_writer" "$(es -o /dev/null -w '%{http_code}' -X PUT "$
   --data '{"cluster":["monitor","read_ilm","read_pipeline"],"indices":[{"names":["logs-rfma.access-*","logs-kubernetes.container-*"],"privileges":["create_doc","auto_configure","view_index_metadata"]}]}')"
 check "user filebeat_writer" "$(es -o /dev/null -w '%{http_code}' -X PUT "$ES_URL/_security/user/filebeat_writer" \
   --data "{\"password\":\"$FILEBEAT\",\"roles\":[\"rfma_filebeat_writer\"]}")"
+# The record's data stream: mappings, and its lifecycle (data stream lifecycle, in the template).
 check "index template rfma-access" "$(es -o /dev/null -w '%{http_code}' -X PUT "$ES_URL/_index_template/rfma-access" \
   --data @/bootstrap/rfma-index-template.json)"
+
+# 3. Wait for Kibana (bounded, a deadline of its own: Kibana starts only once the kibana_system
+#    password above is set), then import the data view and the dashboard (files/rfma-kibana.ndjson,
+#    saved objects for Kibana 9.1). overwrite=true: importing again replaces them by id.
+kbn() { curl -sS -u "elastic:$ELASTIC" -H 'kbn-xsrf: true' "$@"; }
+KIBANA_DEADLINE=$(( $(date +%s) + ${KIBANA_WAIT_SECONDS:-600} ))
+until [ "$(kbn -o /dev/null -w '%{http_code}' "$KIBANA_URL/api/status" || true)" = "200" ]; do
+  [ "$(date +%s)" -lt "$KIBANA_DEADLINE" ] || { log "Kibana not available before the deadline"; exit 1; }
+  log "waiting for Kibana"
+  sleep 5
+done
+kbn -o /tmp/import.json -w '%{http_code}' -X POST -F "file=@/bootstrap/rfma-kibana.ndjson" \
+  "$KIBANA_URL/api/saved_objects/_import?overwrite=true" > /tmp/import.code
+check "Kibana saved objects (HTTP)" "$(cat /tmp/import.code)"
+# The import answers 200 even when an object is refused; its body says whether all went in.
+grep -q '"success":true' /tmp/import.json || { log "Kibana import refused objects: $(head -c 2000 /tmp/import.json)"; exit 1; }
+log "Kibana saved objects: ok"
 log "done"
