@@ -5,9 +5,11 @@
 //! - the mesh access log prints the filter state key the filter sets, and the Telemetry uses it;
 //! - the Grafana dashboard queries every counter the filter defines, through its one prefix variable.
 
+use crate::ecs_record::{self, FACTS, FORMAT, TEMPLATE, Yields};
 use rfma_filter::gate::{Decision, Reason};
-use rfma_filter::record::AccessRecord;
-use serde_json::Value;
+use rfma_filter::handover;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
@@ -29,104 +31,123 @@ fn yaml(rel: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Records with every optional field present, for each kind of decision.
-fn records() -> Vec<Value> {
-    let decisions = [Decision::Allow { token: 0 }, Decision::Bypass]
+/// Every decision the gate makes: allowed, bypassed, and denied for each reason.
+fn decisions() -> Vec<Decision> {
+    [Decision::Allow { token: 0 }, Decision::Bypass]
         .into_iter()
-        .chain(Reason::ALL.into_iter().map(Decision::Deny));
-    decisions
-        .map(|decision| {
-            let record = AccessRecord {
-                timestamp_ns: 1_764_000_000_123_000_000,
-                decision,
-                token_name: matches!(decision, Decision::Allow { .. }).then_some("sleep"),
-                method: b"GET",
-                path: b"/get",
-                query: Some(b"a=1"),
-                status: Some(200),
-                duration_ns: Some(1_500_000),
-                request_id: Some(b"0f1e2d3c"),
-                protocol: Some(b"HTTP/1.1"),
-                authority: Some(b"httpbin.demo:8000"),
-                source_address: Some(b"10.0.0.7:41234"),
-                user_agent: Some(b"curl/8.11.1"),
-                traceparent: Some(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-                b3_trace_id: None,
-                principal: Some(b"spiffe://cluster.local/ns/demo/sa/sleep"),
-            };
-            let mut bytes = Vec::new();
-            record.write(&mut bytes);
-            let line = String::from_utf8(bytes).expect("a record is UTF-8");
-            assert!(!line.contains('\n'));
-            serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("record is not JSON ({e}): {line}"))
-        })
+        .chain(Reason::ALL.into_iter().map(Decision::Deny))
         .collect()
 }
 
-fn leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                leaves(&path, v, out);
-            }
-        }
-        other => out.push((prefix.to_string(), other.clone())),
-    }
+/// The record Envoy prints for `decision`, rendered from the format file: where the format prints
+/// filter state, what the filter hands over for that decision (`handover::values`); a plausible
+/// value for every other operator; nothing where the value is empty (`omit_empty_values`).
+fn rendered(decision: Decision) -> Value {
+    let handed: BTreeMap<String, String> =
+        handover::values(decision, Some("sleep"), Some(b"httpbin.demo:8000"))
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+    render(&ecs_record::json_file(FORMAT), &handed).expect("a record has fields")
 }
 
-fn mapping_type<'a>(template: &'a Value, path: &str) -> Option<&'a str> {
-    let mut node = template.pointer("/template/mappings")?;
-    for part in path.split('.') {
-        node = node.get("properties")?.get(part)?;
+fn render(node: &Value, handed: &BTreeMap<String, String>) -> Option<Value> {
+    match node {
+        Value::Object(map) => {
+            let out: Map<String, Value> = map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), render(v, handed)?)))
+                .collect();
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        Value::String(s) => match ecs_record::operator(s) {
+            None => Some(node.clone()),
+            Some(("FILTER_STATE", Some(args))) => {
+                let key = args.strip_prefix("wasm.")?.split(':').next()?;
+                handed.get(key).map(|v| json!(v))
+            }
+            Some(("START_TIME", _)) => Some(json!("2026-12-05T07:20:27.660Z")),
+            Some((name, args)) => match ecs_record::operator_yields(name, args) {
+                Yields::Number => Some(json!(1234)),
+                Yields::OneOf(values) => values.into_iter().next().map(Value::String),
+                Yields::List(items) => Some(json!(items)),
+                Yields::Text if name.contains("ADDRESS") => Some(json!("10.0.0.7")),
+                Yields::Text => Some(json!("x")),
+            },
+        },
+        other => Some(other.clone()),
     }
-    node.get("type")?.as_str()
 }
 
 #[test]
 fn the_index_template_maps_every_record_field_with_a_fitting_type() {
-    let template: Value =
-        serde_json::from_str(&read("elk/files/rfma-index-template.json")).unwrap();
+    let template = ecs_record::json_file(TEMPLATE);
+    let facts = ecs_record::json_file(FACTS);
     let mut checked = 0;
-    for record in records() {
-        let mut fields = Vec::new();
-        leaves("", &record, &mut fields);
-        for (path, value) in fields {
-            let ty = mapping_type(&template, &path)
-                .unwrap_or_else(|| panic!("the index template does not map `{path}`"));
-            let fits = match (&value, path.as_str()) {
-                (_, "@timestamp") => ty == "date",
-                (_, "source.ip") => ty == "ip",
-                (Value::Number(_), _) => matches!(ty, "long" | "integer"),
-                (Value::String(_), _) => matches!(ty, "keyword" | "wildcard" | "constant_keyword"),
-                (Value::Array(items), _) => items.iter().all(Value::is_string) && ty == "keyword",
-                _ => false,
-            };
-            assert!(fits, "`{path}` = {value} is mapped as `{ty}`");
-            checked += 1;
+    for decision in decisions() {
+        let record = rendered(decision);
+        let line = record.to_string();
+        let problems = ecs_record::check_record_line(&line, &facts, Some(&template));
+        assert!(problems.is_empty(), "{line}:\n{problems:#?}");
+        // What the filter hands over lands where the record names it.
+        let at = |pointer: &str| record.pointer(pointer).and_then(Value::as_str);
+        assert_eq!(at("/rfma/decision"), Some(decision.code()), "{line}");
+        assert_eq!(at("/url/domain"), Some("httpbin.demo"), "{line}");
+        match decision {
+            Decision::Deny(reason) => {
+                assert_eq!(at("/rfma/reason"), Some(reason.code()), "{line}");
+                assert_eq!(at("/event/reason"), Some(reason.code()), "{line}");
+            }
+            Decision::Allow { .. } => assert_eq!(at("/rfma/token/name"), Some("sleep"), "{line}"),
+            Decision::Bypass => assert_eq!(at("/rfma/reason"), None, "{line}"),
         }
+        let mut fields = Vec::new();
+        ecs_record::leaves("", &record, &mut fields);
+        checked += fields.len();
     }
-    assert!(checked > 7 * 15, "only {checked} fields checked");
+    assert!(checked > 7 * 30, "only {checked} fields checked");
+}
+
+/// Whether Filebeat's `regexp` condition matches `text`. Filebeat's regexps are Go's RE2; the
+/// ones in filebeat.yml use nothing where ECMA 262 (JSON Schema's `pattern`, evaluated by the
+/// jsonschema crate the validate command uses) means something else.
+fn regexp_matches(pattern: &str, text: &str) -> bool {
+    jsonschema::validator_for(&json!({"type": "string", "pattern": pattern}))
+        .unwrap_or_else(|e| panic!("`{pattern}` is not a regular expression: {e}"))
+        .is_valid(&json!(text))
+}
+
+/// A processor's or a route's `when.equals`, written nested or with a dotted key.
+fn when_equals(v: &Value) -> Option<&Map<String, Value>> {
+    v.pointer("/when/equals")
+        .or_else(|| v.get("when.equals"))
+        .and_then(Value::as_object)
 }
 
 #[test]
 fn filebeat_routes_the_records_into_the_templates_data_stream() {
-    let record = &records()[0];
-    let action = record
-        .pointer("/event/action")
-        .and_then(Value::as_str)
-        .unwrap();
+    let format = ecs_record::json_file(FORMAT);
+    let dataset = ecs_record::format_constant(&format, "event.dataset")
+        .expect("the format's event.dataset is a constant");
     let config = yaml("elk/files/filebeat.yml").remove(0);
-    let route = &config["output.elasticsearch"]["indices"][0];
-    assert_eq!(route["when.equals"]["event.action"], action, "{route}");
+    let template = ecs_record::json_file(TEMPLATE);
+
+    // Routed on event.dataset into the data stream the template matches.
+    let routes = config["output.elasticsearch"]["indices"]
+        .as_array()
+        .unwrap();
+    let route = routes
+        .iter()
+        .find(|r| when_equals(r).and_then(|w| w.get("event.dataset")) == Some(&json!(dataset)))
+        .unwrap_or_else(|| panic!("no route on event.dataset: {dataset} in {routes:?}"));
     let index = route["index"].as_str().unwrap();
-    let template: Value =
-        serde_json::from_str(&read("elk/files/rfma-index-template.json")).unwrap();
+    assert!(index.starts_with(&format!("logs-{dataset}-")), "{index}");
     let patterns: Vec<&str> = template["index_patterns"]
         .as_array()
         .unwrap()
@@ -140,30 +161,158 @@ fn filebeat_routes_the_records_into_the_templates_data_stream() {
         "{index} matches none of {patterns:?}"
     );
     assert!(
-        template.get("data_stream").is_some(),
+        template["data_stream"].is_object(),
         "Filebeat writes a data stream: the template must declare one"
     );
-    // The decode step only fires on the filter's records, in the sidecar's container.
-    let input = &config["filebeat.inputs"][0];
-    assert_eq!(input["type"], "filestream");
-    assert!(
-        input["parsers"]
-            .as_array()
-            .unwrap()
+
+    // Both runtimes' log files, each through the container parser and the Kubernetes metadata.
+    let inputs = config["filebeat.inputs"].as_array().unwrap();
+    for path in [
+        "/var/log/containers/*.log",
+        "/var/lib/docker/containers/*/*.log",
+    ] {
+        let input = inputs
             .iter()
-            .any(|p| p.get("container").is_some())
+            .find(|i| {
+                i["paths"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&json!(path)))
+            })
+            .unwrap_or_else(|| panic!("no input reads {path}"));
+        assert_eq!(input["type"], "filestream", "{path}");
+        let parsers = input["parsers"].as_array().unwrap();
+        assert!(
+            parsers.iter().any(|p| p.get("container").is_some()),
+            "{path}"
+        );
+        let processors = input["processors"].as_array().unwrap();
+        assert!(
+            processors
+                .iter()
+                .any(|p| p.get("add_kubernetes_metadata").is_some()),
+            "{path}"
+        );
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        inputs.iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        inputs.len(),
+        "each filestream input needs its own id"
     );
-    let processors = input["processors"].to_string();
+
+    // The global processors (they run after each input's, so the metadata is there).
+    let processors = config["processors"].as_array().unwrap();
+    let record_line = rendered(decisions()[0]).to_string();
+    let drops_blank = processors.iter().any(|p| {
+        p.pointer("/drop_event/when/regexp/message")
+            .and_then(Value::as_str)
+            .is_some_and(|pattern| {
+                ["-", "", "   ", " -\t"]
+                    .iter()
+                    .all(|line| regexp_matches(pattern, line))
+                    && !regexp_matches(pattern, &record_line)
+                    && !regexp_matches(pattern, "--")
+            })
+    });
     assert!(
-        processors.contains("add_kubernetes_metadata"),
-        "{processors}"
+        drops_blank,
+        "no drop_event for lines that are only `-` or blank"
+    );
+
+    // The decode step fires only on the sidecar's lines that are one of the records.
+    let (condition, then) = processors
+        .iter()
+        .find_map(|p| Some((p.get("if")?, p.get("then")?.as_array()?)))
+        .expect("an if/then processor decodes the records");
+    let all = condition["and"].as_array().expect("an `and` of conditions");
+    assert!(
+        all.iter()
+            .any(|c| c.pointer("/equals/kubernetes.container.name") == Some(&json!("istio-proxy"))),
+        "{condition}"
+    );
+    let pattern = all
+        .iter()
+        .find_map(|c| c.pointer("/regexp/message").and_then(Value::as_str))
+        .expect("a regexp on the line");
+    for decision in decisions() {
+        let line = rendered(decision).to_string();
+        assert!(regexp_matches(pattern, &line), "`{pattern}` misses {line}");
+        assert!(
+            regexp_matches(pattern, &format!("{line} \r")),
+            "trailing whitespace"
+        );
+        let other = line.replace(&format!("\"{dataset}\""), "\"other.dataset\"");
+        assert!(
+            !regexp_matches(pattern, &other),
+            "`{pattern}` takes {other}"
+        );
+    }
+    for line in ecs_record::SAMPLE_LINES {
+        assert!(regexp_matches(pattern, line), "`{pattern}` misses {line}");
+    }
+    assert!(!regexp_matches(
+        pattern,
+        r#"{"level":"info","msg":"Envoy proxy is ready"}"#
+    ));
+
+    let step = |wanted: &dyn Fn(&Value) -> bool, what: &str| {
+        then.iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("no {what} in {then:?}"))
+    };
+    let decode = step(
+        &|p| p.get("decode_json_fields").is_some(),
+        "decode_json_fields",
+    );
+    assert_eq!(
+        then[decode]["decode_json_fields"]["fields"],
+        json!(["message"])
+    );
+    assert_eq!(then[decode]["decode_json_fields"]["target"], json!(""));
+    // The raw line goes once decoded (decoded: its event.dataset is the record's).
+    let drop_message = step(
+        &|p| p.pointer("/drop_fields/fields") == Some(&json!(["message"])),
+        "drop_fields of message",
     );
     assert!(
-        processors.contains("decode_json_fields")
-            && processors.contains(action)
-            && processors.contains("istio-proxy"),
-        "{processors}"
+        drop_message > decode,
+        "message is dropped before it is decoded"
     );
+    assert_eq!(
+        when_equals(&then[drop_message]["drop_fields"]).and_then(|w| w.get("event.dataset")),
+        Some(&json!(dataset))
+    );
+    // The document id is the line's fingerprint, taken before the line goes.
+    let fingerprint = step(&|p| p.get("fingerprint").is_some(), "fingerprint");
+    assert!(fingerprint < drop_message);
+    assert_eq!(
+        then[fingerprint]["fingerprint"]["fields"],
+        json!(["message"])
+    );
+    assert_eq!(
+        then[fingerprint]["fingerprint"]["target_field"],
+        json!("@metadata._id")
+    );
+    // No response flag, no field.
+    let flags = step(
+        &|p| p.pointer("/drop_fields/fields") == Some(&json!(["rfma.response_flags"])),
+        "drop_fields of rfma.response_flags",
+    );
+    assert!(flags > decode);
+    assert_eq!(
+        when_equals(&then[flags]["drop_fields"]).and_then(|w| w.get("rfma.response_flags")),
+        Some(&json!("-"))
+    );
+    // The data stream fields name the index the route writes.
+    let fields = then
+        .iter()
+        .find_map(|p| p.get("add_fields").filter(|a| a["target"] == "data_stream"))
+        .map(|a| &a["fields"])
+        .expect("add_fields for data_stream.*");
+    assert_eq!(fields["dataset"], json!(dataset));
+    let named = ["type", "dataset", "namespace"].map(|k| fields[k].as_str().unwrap_or(""));
+    assert_eq!(index, named.join("-"));
 }
 
 #[test]
