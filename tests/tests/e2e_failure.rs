@@ -64,13 +64,17 @@ fn fail_closed_a_trap_kills_the_vm_and_nothing_is_forwarded() {
         &send(&stack, Request::get("/anything/after-missing")),
         "after-missing",
     );
-    // The trap is logged; the dead VM writes no records (the access log prints `-`).
+    // The trap is logged; the dead VM hands nothing over: Envoy's records, without a decision.
     let envoy_log = stack.envoy.process.log_text();
     assert!(
         envoy_log.contains("Uncaught RuntimeError: unreachable"),
         "{envoy_log}"
     );
-    assert_eq!(log.wait_lines(4, WAIT).unwrap(), ["-", "-", "-", "-"]);
+    for rec in next_records(&mut log, 4) {
+        assert_eq!(rec["http"]["response"]["status_code"], 503, "{rec}");
+        assert_eq!(rec["event"]["outcome"], "failure", "{rec}");
+        assert!(rec["rfma"].get("decision").is_none(), "{rec}");
+    }
     assert_eq!(
         stack.envoy.stat("wasm.rfma.vm_reload_success").unwrap(),
         Some(0)
