@@ -15,6 +15,7 @@
 //! defaulting, and string formats.
 
 use super::{Finding, Manifest, ManifestError, field_path};
+use anyhow::{Context, anyhow, bail};
 use jsonschema::{Draft, Registry, Validator};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -56,9 +57,9 @@ impl Schemas {
         };
         let core_dir = dir.join("kubernetes").join(KUBERNETES_VERSION);
         let definitions_file = core_dir.join("_definitions.json");
-        let definitions = read_json(&definitions_file).map_err(|m| {
+        let definitions = read_json(&definitions_file).map_err(|e| {
             fail(format!(
-                "{m} (pass --schemas DIR or set {} to the shared schema folder)",
+                "{e:#} (pass --schemas DIR or set {} to the shared schema folder)",
                 super::SCHEMAS_ENV
             ))
         })?;
@@ -71,7 +72,7 @@ impl Schemas {
         let mut crd_versions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let crd_dir = dir.join("crds");
         let mut files = Vec::new();
-        collect_yaml(&crd_dir, &mut files).map_err(&fail)?;
+        collect_yaml(&crd_dir, &mut files).map_err(|e| fail(format!("{e:#}")))?;
         if files.is_empty() {
             return Err(fail(format!("no CRD files under {}", crd_dir.display())));
         }
@@ -133,11 +134,12 @@ impl Schemas {
         self.crds.len()
     }
 
-    /// Validates one object; every violation becomes a [`Finding`] with rule `schema`.
+    /// Validates one object; every violation becomes a [`Finding`] with rule `schema`, and so does
+    /// a kind or version with no schema (nothing unchecked passes) or a schema that cannot be used.
     pub fn validate(&self, manifest: &Manifest) -> Vec<Finding> {
         let validator = match self.validator(manifest.api_version(), manifest.kind()) {
             Ok(v) => v,
-            Err(message) => return vec![Finding::error("schema", manifest, "", message)],
+            Err(e) => return vec![Finding::error("schema", manifest, "", format!("{e:#}"))],
         };
         let mut findings: Vec<Finding> = validator
             .iter_errors(&manifest.object)
@@ -154,12 +156,12 @@ impl Schemas {
         findings
     }
 
-    fn validator(&self, api_version: &str, kind: &str) -> Result<Arc<Validator>, String> {
+    fn validator(&self, api_version: &str, kind: &str) -> anyhow::Result<Arc<Validator>> {
         let key = (api_version.to_string(), kind.to_string());
         if let Some(v) = self
             .cache
             .lock()
-            .map_err(|_| "schema cache poisoned".to_string())?
+            .map_err(|_| anyhow!("schema cache poisoned"))?
             .get(&key)
         {
             return Ok(v.clone());
@@ -172,16 +174,16 @@ impl Schemas {
             .with_draft(Draft::Draft202012)
             .with_registry(&self.registry)
             .build(&schema)
-            .map_err(|e| format!("cannot compile the schema of {api_version} {kind}: {e}"))?;
+            .with_context(|| format!("cannot compile the schema of {api_version} {kind}"))?;
         let validator = Arc::new(validator);
         self.cache
             .lock()
-            .map_err(|_| "schema cache poisoned".to_string())?
+            .map_err(|_| anyhow!("schema cache poisoned"))?
             .insert(key, validator.clone());
         Ok(validator)
     }
 
-    fn core_schema(&self, api_version: &str, kind: &str) -> Result<Value, String> {
+    fn core_schema(&self, api_version: &str, kind: &str) -> anyhow::Result<Value> {
         let file = self.core_dir.join(core_file_name(api_version, kind));
         if file.is_file() {
             return read_json(&file);
@@ -189,10 +191,10 @@ impl Schemas {
         // Explain: a removed or wrong apiVersion, or a kind nobody has a schema for.
         if let Some(served) = self.crd_versions.get(kind) {
             let served: Vec<_> = served.iter().map(String::as_str).collect();
-            return Err(format!(
+            bail!(
                 "no schema for apiVersion `{api_version}` kind `{kind}`: the pinned CRDs serve {kind} only as {}",
                 served.join(", ")
-            ));
+            );
         }
         let prefix = format!("{}-", kind.to_ascii_lowercase());
         let mut known: Vec<String> = std::fs::read_dir(&self.core_dir)
@@ -205,14 +207,14 @@ impl Schemas {
             .collect();
         known.sort();
         if known.is_empty() {
-            Err(format!(
+            bail!(
                 "no schema for apiVersion `{api_version}` kind `{kind}` (Kubernetes {KUBERNETES_VERSION} core kinds and the pinned CRDs only; a kind we cannot check is an error)"
-            ))
+            )
         } else {
-            Err(format!(
+            bail!(
                 "no schema for apiVersion `{api_version}` kind `{kind}`: removed or misspelt apiVersion? Kubernetes {KUBERNETES_VERSION} has {}",
                 known.join(", ")
-            ))
+            )
         }
     }
 }
@@ -226,13 +228,15 @@ pub fn core_file_name(api_version: &str, kind: &str) -> String {
     format!("{}-{version}.json", kind.to_ascii_lowercase())
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+/// The JSON file at `path`; the error names the file.
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| path.display().to_string())
 }
 
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+/// Every `.yaml` and `.yml` file at or below `dir`, in path order; the error names the directory.
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| dir.display().to_string())?;
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
