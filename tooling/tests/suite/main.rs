@@ -12,6 +12,7 @@ mod cli;
 mod cluster_real;
 mod down_mock;
 mod dry_run_client;
+mod ecs_envoy;
 mod ecs_record;
 mod kibana_objects;
 mod manifests_push;

@@ -17,7 +17,7 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn envoy_bin() -> PathBuf {
+pub(crate) fn envoy_bin() -> PathBuf {
     envoy_harness::find_envoy(None)
         .or_else(|e| {
             Some(repo_root().join(".venv/bin/envoy"))
@@ -27,7 +27,7 @@ fn envoy_bin() -> PathBuf {
         .unwrap_or_else(|e| panic!("the sandbox tests need Envoy 1.40: {e}"))
 }
 
-fn wasm() -> PathBuf {
+pub(crate) fn wasm() -> PathBuf {
     let p = std::env::var_os("RFMA_WASM")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

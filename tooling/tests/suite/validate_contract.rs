@@ -304,6 +304,16 @@ fn filebeat_routes_the_records_into_the_templates_data_stream() {
         when_equals(&then[flags]["drop_fields"]).and_then(|w| w.get("rfma.response_flags")),
         Some(&json!("-"))
     );
+    // Envoy's status 0 ("no response was sent") is not a status.
+    let status = step(
+        &|p| p.pointer("/drop_fields/fields") == Some(&json!(["http.response.status_code"])),
+        "drop_fields of http.response.status_code",
+    );
+    assert!(status > decode);
+    assert_eq!(
+        when_equals(&then[status]["drop_fields"]).and_then(|w| w.get("http.response.status_code")),
+        Some(&json!(0))
+    );
     // The data stream fields name the index the route writes.
     let fields = then
         .iter()
@@ -315,10 +325,27 @@ fn filebeat_routes_the_records_into_the_templates_data_stream() {
     assert_eq!(index, named.join("-"));
 }
 
+/// Every operator string in the format, with its dotted field path.
+fn operators(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                operators(&path, v, out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        _ => {}
+    }
+}
+
 #[test]
-fn the_mesh_access_log_prints_the_filter_state_the_filter_sets() {
-    let key = std::str::from_utf8(rfma_filter::host::ACCESS_RECORD).unwrap();
-    let format = format!("%FILTER_STATE(wasm.{key}:PLAIN)%");
+fn the_mesh_access_log_is_the_shipped_format_and_prints_what_the_filter_hands_over() {
+    let format: Value = serde_json::from_str(&read("filter/access-log-format.json")).unwrap();
     let istiod = yaml("istio/system/istiod.yaml").remove(0);
     let providers = istiod
         .pointer("/spec/values/meshConfig/extensionProviders")
@@ -326,12 +353,18 @@ fn the_mesh_access_log_prints_the_filter_state_the_filter_sets() {
         .unwrap();
     let provider = providers
         .iter()
-        .find(|p| {
-            p.pointer("/envoyFileAccessLog/logFormat/text")
-                .and_then(Value::as_str)
-                == Some(&format!("{format}\n"))
-        })
-        .unwrap_or_else(|| panic!("no extension provider prints exactly {format}: {providers:?}"));
+        .find(|p| p.pointer("/envoyFileAccessLog/logFormat/labels").is_some())
+        .unwrap_or_else(|| panic!("no envoyFileAccessLog provider with labels: {providers:?}"));
+    // The mesh's copy is the file, field for field (YAML and JSON parse to the same value).
+    assert_eq!(
+        provider["envoyFileAccessLog"]["logFormat"]["labels"], format,
+        "istio/system/istiod.yaml's access-log labels differ from filter/access-log-format.json"
+    );
+    assert_eq!(
+        provider["envoyFileAccessLog"]["omitEmptyValues"],
+        json!(true),
+        "absent values must be left out, as in the harness"
+    );
     let name = provider["name"].as_str().unwrap();
     let telemetry = yaml("istio/telemetry.yaml").remove(0);
     assert_eq!(
@@ -340,12 +373,54 @@ fn the_mesh_access_log_prints_the_filter_state_the_filter_sets() {
             .and_then(Value::as_str),
         Some(name)
     );
-    // And the plugin's configuration keeps the record in that filter state.
+
+    // The format prints every value the filter hands over, and no filter state it does not.
+    let mut fields = Vec::new();
+    operators("", &format, &mut fields);
+    let printed: Vec<String> = fields
+        .iter()
+        .filter_map(|(_, op)| {
+            let key = op.strip_prefix("%FILTER_STATE(wasm.")?;
+            Some(key.strip_suffix(":PLAIN)%")?.to_owned())
+        })
+        .collect();
+    for key in rfma_filter::handover::KEYS {
+        let key = std::str::from_utf8(key).unwrap();
+        assert!(
+            printed.iter().any(|p| p == key),
+            "the format never prints wasm.{key}"
+        );
+    }
+    for key in &printed {
+        assert!(
+            rfma_filter::handover::KEYS.contains(&key.as_bytes()),
+            "the format prints wasm.{key}, which the filter never sets"
+        );
+    }
+    // A header the record prints cannot be the token header: the filter refuses it as one.
+    for (path, op) in &fields {
+        for header in op.split("%REQ(").skip(1) {
+            let name = header
+                .split([')', '?'])
+                .next()
+                .unwrap()
+                .to_ascii_lowercase();
+            if name.starts_with(':') {
+                continue;
+            }
+            assert!(
+                rfma_filter::config::RESERVED_HEADERS.contains(&name.as_str()),
+                "{path} prints {name}, which the filter would accept as its token header"
+            );
+        }
+    }
+
+    // And the plugin's configuration hands its decision over.
     let plugin = yaml("istio/wasm/wasmplugin/wasmplugin.yaml").remove(0);
     let sink = plugin
         .pointer("/spec/pluginConfig/log/sink")
         .and_then(Value::as_str);
-    assert!(matches!(sink, Some("filter_state" | "both")), "{sink:?}");
+    assert!(matches!(sink, None | Some("filter_state")), "{sink:?}");
 }
 
 #[test]
