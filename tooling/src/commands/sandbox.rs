@@ -220,7 +220,7 @@ fn printable(s: &str) -> String {
 /// One short line for an access record: time, method, path, status, decision, reason or token.
 pub fn summarize(line: &str) -> String {
     let Ok(r) = serde_json::from_str::<Value>(line) else {
-        return format!("(no access record for a request: {line:?}; the filter wrote none)");
+        return format!("(an access-log line that is not a record: {line:?})");
     };
     let time = r["@timestamp"]
         .as_str()
@@ -231,7 +231,8 @@ pub fn summarize(line: &str) -> String {
         .as_u64()
         .map(|s| s.to_string())
         .unwrap_or_else(|| "-".into());
-    let decision = r["rfma"]["decision"].as_str().unwrap_or("?");
+    // No decision: Envoy answered before the filter ran (a 431, a malformed request).
+    let decision = r["rfma"]["decision"].as_str().unwrap_or("-");
     let detail = match (
         r["rfma"]["reason"].as_str(),
         r["rfma"]["token"]["name"].as_str(),
@@ -394,7 +395,13 @@ mod tests {
             summarize(deny),
             "03:04:05.678  POST   /post                        403  deny   invalid_token"
         );
-        assert!(summarize("-").starts_with("(no access record"));
+        assert!(summarize("-").starts_with("(an access-log line that is not a record"));
+        // Envoy answered before the filter: a record without a decision.
+        let envoy = r#"{"@timestamp":"2026-01-02T03:04:05.678Z","http":{"request":{"method":"GET"},"response":{"status_code":431}},"url":{"path":"/get"},"rfma":{"response_flags":"DPE"}}"#;
+        assert_eq!(
+            summarize(envoy),
+            "03:04:05.678  GET    /get                         431  -"
+        );
         let hostile = r#"{"http":{"request":{"method":"GET"}},"url":{"path":"/\u001b[2Jx"},"rfma":{"decision":"deny","reason":"missing_token"}}"#;
         let shown = summarize(hostile);
         assert!(
