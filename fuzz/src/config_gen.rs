@@ -144,6 +144,7 @@ const METHODS: &[&str] = &[
     "GET\u{0}",
     "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG",
 ];
+/// The two valid sinks, the two removed ones (rejected with their own message) and others.
 const SINKS: &[&str] = &[
     "filter_state",
     "proxy_log",

@@ -1,6 +1,7 @@
 //! A reference model of the plugin configuration contract (issue 2), written from the
 //! contract rather than from the filter's code: it checks a JSON tree and says either what
-//! policy the filter must build, or every field that is wrong (the filter must name one).
+//! policy the filter must build, or every field that is wrong (the filter must name one),
+//! with the message where the contract fixes its words.
 
 use crate::tree::J;
 use rfma_filter::config::{Policy, Sink};
@@ -48,13 +49,63 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A field the model finds wrong. `message`, when known, is what the filter must say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrong {
+    pub field: String,
+    pub message: Option<&'static str>,
+}
+
+/// `log.sink` values that are gone on purpose: the record is Envoy's access log's now, and
+/// the rejection says so rather than only listing what is left.
+pub const REMOVED_SINKS: [&str; 2] = ["proxy_log", "both"];
+pub const REMOVED_SINK_MESSAGE: &str = "the filter no longer writes its own log line; Envoy's access log writes the record (expected one of: filter_state, none)";
+pub const UNKNOWN_SINK_MESSAGE: &str = "expected one of: filter_state, none";
+
 /// Collects errors while walking the tree.
-struct Errors(Vec<String>);
+struct Errors(Vec<Wrong>);
 
 impl Errors {
     fn add(&mut self, field: impl Into<String>) {
-        self.0.push(field.into());
+        self.0.push(Wrong {
+            field: field.into(),
+            message: None,
+        });
     }
+
+    fn add_with(&mut self, field: impl Into<String>, message: &'static str) {
+        self.0.push(Wrong {
+            field: field.into(),
+            message: Some(message),
+        });
+    }
+}
+
+/// The filter's error against the model's: it must name a field the model finds wrong,
+/// and say what the model says there when the model knows the words.
+pub fn check_error(
+    error: &rfma_filter::config::ConfigError,
+    wrong: &[Wrong],
+) -> Result<(), String> {
+    let fields: Vec<&str> = wrong.iter().map(|w| w.field.as_str()).collect();
+    let at: Vec<&Wrong> = wrong.iter().filter(|w| w.field == error.field).collect();
+    if at.is_empty() {
+        return Err(format!(
+            "the error names {:?} ({error}); the model's errors are at {fields:?}",
+            error.field
+        ));
+    }
+    if at
+        .iter()
+        .any(|w| w.message.is_none_or(|m| m == error.message))
+    {
+        return Ok(());
+    }
+    let said: Vec<&str> = at.iter().filter_map(|w| w.message).collect();
+    Err(format!(
+        "the error at {} says {:?}; the model says {said:?}",
+        error.field, error.message
+    ))
 }
 
 fn child(parent: &str, key: &str) -> String {
@@ -120,9 +171,11 @@ fn starts_or_ends_with_whitespace(s: &str) -> bool {
 }
 
 /// What the filter must do with this configuration tree.
-pub fn expect(root: &J) -> Result<ExpectedPolicy, Vec<String>> {
+pub fn expect(root: &J) -> Result<ExpectedPolicy, Vec<Wrong>> {
     if root.depth() > MAX_JSON_DEPTH || root.has_duplicate_keys() {
-        return Err(vec!["configuration".to_owned()]);
+        let mut errors = Errors(Vec::new());
+        errors.add("configuration");
+        return Err(errors.0);
     }
     let mut errors = Errors(Vec::new());
     let Some(top) = members(
@@ -136,7 +189,8 @@ pub fn expect(root: &J) -> Result<ExpectedPolicy, Vec<String>> {
 
     let header = match lookup(top, "header") {
         None => "x-rfma-token".to_owned(),
-        // Not a header the record and the deny reply copy: the token would land there.
+        // Not a header the access record prints, the deny reply copies or the tracer reads:
+        // the token would land there.
         Some(J::Str(h))
             if (1..=128).contains(&h.len())
                 && h.chars().all(is_header_char)
@@ -196,12 +250,15 @@ pub fn expect(root: &J) -> Result<ExpectedPolicy, Vec<String>> {
     {
         match lookup(fields, "sink") {
             None => {}
-            Some(J::Str(s)) => match ["filter_state", "proxy_log", "both", "none"]
+            Some(J::Str(s)) => match ["filter_state", "none"]
                 .iter()
                 .find(|known| **known == s.as_str())
             {
                 Some(known) => sink = known,
-                None => errors.add("log.sink"),
+                None if REMOVED_SINKS.contains(&s.as_str()) => {
+                    errors.add_with("log.sink", REMOVED_SINK_MESSAGE)
+                }
+                None => errors.add_with("log.sink", UNKNOWN_SINK_MESSAGE),
             },
             Some(_) => errors.add("log.sink"),
         }
@@ -372,8 +429,6 @@ fn expect_bypass(errors: &mut Errors, path: &str, rule: &J) -> Option<(String, V
 pub fn check_policy(actual: &Policy, expected: &ExpectedPolicy) -> Result<(), String> {
     let sink = match actual.log.sink {
         Sink::FilterState => "filter_state",
-        Sink::ProxyLog => "proxy_log",
-        Sink::Both => "both",
         Sink::None => "none",
     };
     let tokens: Vec<ExpectedToken> = actual

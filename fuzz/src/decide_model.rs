@@ -31,7 +31,7 @@ pub const PREFIXES: &[&str] = &[
 pub const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "DELETE", "OPTIONS", "M-SEARCH", "X_Y",
 ];
-pub const SINKS: &[&str] = &["filter_state", "proxy_log", "both", "none"];
+pub const SINKS: &[&str] = &["filter_state", "none"];
 
 fn pick(pool: &[&'static str], index: u8) -> &'static str {
     pool.get(usize::from(index) % pool.len())

@@ -9,17 +9,17 @@ pub mod checks;
 pub mod config_gen;
 pub mod config_model;
 pub mod decide_model;
+pub mod handover_model;
 pub mod lines;
 pub mod tree;
 
 use arbitrary::{Arbitrary, Unstructured};
-use checks::{Secrets, check_deny_body, check_record};
+use checks::{Secrets, check_deny_body};
 use decide_model::{Expected, Peer, PolicySpec};
-use rfma_filter::gate::{self, Decision, Request};
+use rfma_filter::gate::{self, Decision, Reason, Request};
 use rfma_filter::headers::RequestHeaders;
 use rfma_filter::host::HeaderMap;
-use rfma_filter::record::AccessRecord;
-use rfma_filter::{config, response};
+use rfma_filter::{config, handover, response};
 
 /// The `config` target. An input starting with a 0 byte is a structured configuration
 /// (generated with `arbitrary` from the rest); any other input is the configuration itself.
@@ -68,26 +68,27 @@ pub fn run_config(data: &[u8]) -> Result<(), String> {
         }
         // serde_json rejects numbers beyond f64; the filter keeps numbers as text.
         Err(e) if e.to_string().contains("number out of range") => return Ok(()),
-        Err(_) => Err(vec!["configuration".to_owned()]),
+        Err(_) => Err(vec![config_model::Wrong {
+            field: "configuration".to_owned(),
+            message: None,
+        }]),
     };
     let shown = || String::from_utf8_lossy(&text).into_owned();
     match (result, expected) {
         (Ok(policy), Ok(want)) => config_model::check_policy(&policy, &want)
             .map_err(|e| format!("{e}\nconfig: {}", shown())),
-        (Ok(_), Err(fields)) => Err(format!(
-            "accepted, but the model finds errors at {fields:?}\nconfig: {}",
+        (Ok(_), Err(wrong)) => Err(format!(
+            "accepted, but the model finds errors at {:?}\nconfig: {}",
+            wrong.iter().map(|w| &w.field).collect::<Vec<_>>(),
             shown()
         )),
         (Err(e), Ok(_)) => Err(format!(
             "rejected ({e}), but the model accepts it\nconfig: {}",
             shown()
         )),
-        (Err(e), Err(fields)) if !fields.contains(&e.field) => Err(format!(
-            "the error names {:?} ({e}); the model's errors are at {fields:?}\nconfig: {}",
-            e.field,
-            shown()
-        )),
-        (Err(_), Err(_)) => Ok(()),
+        (Err(e), Err(wrong)) => {
+            config_model::check_error(&e, &wrong).map_err(|m| format!("{m}\nconfig: {}", shown()))
+        }
     }
 }
 
@@ -131,8 +132,9 @@ pub fn decode_decide(data: &[u8]) -> DecideInput {
     input
 }
 
-/// The `decide` target: the gate against the model, then the deny body and the record the
-/// filter's adapter would build for this request, checked for shape and for leaks.
+/// The `decide` target: the gate against the model, then the deny body and the values the
+/// filter's adapter would hand to the access log for this request, checked against the
+/// models and for leaks.
 pub fn run_decide(data: &[u8]) -> Result<(), String> {
     let input = decode_decide(data);
     let json = input.policy.to_json();
@@ -234,9 +236,6 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
             (":path", Some(v.path)),
             (":authority", v.authority),
             ("x-request-id", v.request_id),
-            ("user-agent", v.user_agent),
-            ("traceparent", v.traceparent),
-            ("x-b3-traceid", v.b3_trace_id),
         ];
         for (name, got) in picked {
             // The gate reads a missing `:method` or `:path` as empty.
@@ -250,135 +249,166 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
         }
     }
     let view = view.unwrap_or_default();
-    let status = match decision {
-        Decision::Deny(reason) => {
-            let body = response::deny_body(reason, view.request_id);
-            check_deny_body(&body, reason.code(), view.request_id)?;
-            let body = String::from_utf8_lossy(&body);
-            if let Some(piece) = secrets.leak_in_json(&body, &inputs) {
-                return Err(format!("the deny body leaks {piece:?}: {body}"));
-            }
-            u64::from(reason.status())
+    if let Decision::Deny(reason) = decision {
+        let body = response::deny_body(reason, view.request_id);
+        check_deny_body(&body, reason.code(), view.request_id)?;
+        let body = String::from_utf8_lossy(&body);
+        if let Some(piece) = secrets.leak_in_json(&body, &inputs) {
+            return Err(format!("the deny body leaks {piece:?}: {body}"));
         }
-        _ => 200,
-    };
+    }
 
-    let (path, query) = gate::split_path(view.path);
-    let principal = match &input.peer {
-        Peer::Uri(uri) if !uri.is_empty() => Some(uri.as_slice()),
-        _ => None,
-    };
-    let record = AccessRecord {
-        timestamp_ns: 1_764_104_066_123_456_789,
-        decision,
-        token_name: match decision {
+    // The hand-over to the access log (filter.rs `settle`): only for the classes the policy
+    // logs, the token's name looked up by index, the authority of the header pass.
+    let logged = input.policy.sink != "none"
+        && match want {
+            Expected::Bypass | Expected::Allow(_) => input.policy.log_allowed,
+            Expected::Deny(_) => input.policy.log_denied,
+        };
+    if policy.records(decision.is_allowed()) != logged {
+        return Err(format!(
+            "Policy::records is {} for {got:?}, the model says {logged}\npolicy {json}",
+            !logged
+        ));
+    }
+    if logged {
+        let token_name = match decision {
             Decision::Allow { token } => policy.tokens.get(token).map(|t| t.name.as_str()),
             _ => None,
-        },
-        method: view.method,
-        path,
-        query,
-        status: Some(status),
-        duration_ns: Some(1_234_567),
-        request_id: view.request_id,
-        protocol: Some(b"HTTP/1.1"),
-        authority: view.authority,
-        source_address: Some(b"127.0.0.1:40000"),
-        user_agent: view.user_agent,
-        traceparent: view.traceparent,
-        b3_trace_id: view.b3_trace_id,
-        principal,
-    };
-    let mut bytes = Vec::new();
-    record.write(&mut bytes);
-    let line = String::from_utf8(bytes).map_err(|e| format!("the record is not UTF-8: {e}"))?;
-    check_record(&record, &line)?;
-    if let Some(piece) = secrets.leak_in_json(&line, &inputs) {
-        return Err(format!("the record leaks {piece:?}: {line}"));
+        };
+        let model_name = match want {
+            Expected::Allow(i) => input.policy.tokens.get(i).map(|t| t.name.as_str()),
+            _ => None,
+        };
+        let authority = if damaged {
+            None
+        } else {
+            decide_model::first(headers, ":authority")
+        };
+        let values = handover::values(decision, token_name, view.authority);
+        handover_model::check(values, &handover_model::values(want, model_name, authority))
+            .map_err(|e| format!("{e}\npolicy {json}\ninput {input:?}"))?;
+        for (key, value) in values.into_iter().flatten() {
+            if let Some(piece) = secrets.leak(value, &inputs) {
+                return Err(format!("{} leaks {piece:?}", String::from_utf8_lossy(key)));
+            }
+        }
     }
     Ok(())
 }
 
-/// The `record` target's input: lines `field: value` for the record's byte fields
-/// (`method`, `path`, `query`, `request_id`, `protocol`, `authority`, `source`,
-/// `user_agent`, `traceparent`, `b3`, `principal`), and `decision`, `status`, `duration`,
-/// `timestamp`, `token` (a token name). Unknown lines are ignored; later lines win.
+/// The `handover` target's input: lines `field: value` (see [`lines`]) for `token` (a token
+/// name, any bytes, read as UTF-8 with U+FFFD), `authority` and `request_id` (any bytes). A
+/// missing line is an absent value, `authority` alone an empty one; later lines win.
 #[derive(Debug, Default)]
-pub struct RecordInput {
-    pub fields: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+pub struct HandoverInput {
+    pub token: Option<Vec<u8>>,
+    pub authority: Option<Vec<u8>>,
+    pub request_id: Option<Vec<u8>>,
 }
 
-impl RecordInput {
-    pub fn decode(data: &[u8]) -> RecordInput {
-        RecordInput {
-            fields: lines::pairs(data).into_iter().collect(),
+impl HandoverInput {
+    pub fn decode(data: &[u8]) -> HandoverInput {
+        let mut input = HandoverInput::default();
+        for (name, value) in lines::pairs(data) {
+            match name.as_slice() {
+                b"token" => input.token = Some(value),
+                b"authority" => input.authority = Some(value),
+                b"request_id" => input.request_id = Some(value),
+                _ => {}
+            }
+        }
+        input
+    }
+}
+
+/// The `handover` target: for every decision the contract knows, with and without the token
+/// name and the authority, `handover::values` gives exactly what the model says (the domain
+/// from the model of ECS `url.domain`); `host_without_port` agrees with the model on any
+/// bytes; and every deny body, with and without the request ID, is valid JSON and exactly
+/// its two fields.
+pub fn run_handover(data: &[u8]) -> Result<(), String> {
+    let input = HandoverInput::decode(data);
+    let token = input.token.as_deref().map(String::from_utf8_lossy);
+    let mut decisions = vec![
+        (Expected::Bypass, Decision::Bypass),
+        (Expected::Allow(0), Decision::Allow { token: 0 }),
+        (
+            Expected::Allow(usize::MAX),
+            Decision::Allow { token: usize::MAX },
+        ),
+    ];
+    for code in handover_model::REASONS {
+        let reason = Reason::ALL
+            .into_iter()
+            .find(|r| r.code() == code)
+            .ok_or_else(|| format!("the filter has no deny reason {code}"))?;
+        decisions.push((Expected::Deny(code), Decision::Deny(reason)));
+    }
+    if Reason::ALL.len() != handover_model::REASONS.len() {
+        return Err(format!(
+            "the filter has {} deny reasons, the contract {}",
+            Reason::ALL.len(),
+            handover_model::REASONS.len()
+        ));
+    }
+    for (want, decision) in decisions {
+        for token_name in [token.as_deref(), None] {
+            for authority in [input.authority.as_deref(), None] {
+                handover_model::check(
+                    handover::values(decision, token_name, authority),
+                    &handover_model::values(want, token_name, authority),
+                )
+                .map_err(|e| {
+                    format!("{e}\ndecision {want:?}, token {token_name:?}, authority {authority:?}")
+                })?;
+            }
+        }
+    }
+    if let Some(authority) = &input.authority {
+        let got = handover::host_without_port(authority);
+        let want = handover_model::domain(authority).unwrap_or_default();
+        if got != want {
+            return Err(format!(
+                "host_without_port({authority:?}) is {got:?}, the model says {want:?}"
+            ));
         }
     }
 
-    fn bytes(&self, name: &str) -> Option<&[u8]> {
-        self.fields.get(name.as_bytes()).map(Vec::as_slice)
+    // Every deny body, with and without the request ID, read in full by serde_json for the
+    // first reason (which also reads what push_string wrote); for the others (an ID can be
+    // 200 KB, and the reader is slow under coverage instrumentation) the exact bytes the
+    // contract gives from that checked string.
+    let id = input.request_id.as_deref();
+    let mut quoted = Vec::new();
+    response::push_string(&mut quoted, id.unwrap_or_default());
+    for (n, reason) in Reason::ALL.into_iter().enumerate() {
+        for id in [id, None] {
+            let body = response::deny_body(reason, id);
+            if n == 0 {
+                check_deny_body(&body, reason.code(), id)?;
+            }
+            let mut want = format!(r#"{{"error":"{}","request_id":"#, reason.code()).into_bytes();
+            match id {
+                Some(_) => want.extend_from_slice(&quoted),
+                None => want.extend_from_slice(br#""""#),
+            }
+            want.push(b'}');
+            if body != want {
+                return Err(format!(
+                    "the {} deny body is not {:?}: {:?}",
+                    reason.code(),
+                    String::from_utf8_lossy(&want),
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+        }
     }
-
-    fn number(&self, name: &str) -> Option<u64> {
-        // Any bytes give some number, so the fuzzer reaches every value.
-        let raw = self.bytes(name)?;
-        Some(
-            match std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok()) {
-                Some(n) => n,
-                None => raw
-                    .iter()
-                    .fold(0u64, |acc, &b| acc.rotate_left(8) ^ u64::from(b)),
-            },
-        )
-    }
-}
-
-/// The `record` target: any field values give one line of valid JSON with the contract's
-/// fields, and every deny body is exactly its two fields.
-pub fn run_record(data: &[u8]) -> Result<(), String> {
-    use gate::Reason;
-    let input = RecordInput::decode(data);
-    let decision = match input.bytes("decision").unwrap_or(b"allow") {
-        b"allow" => Decision::Allow { token: 0 },
-        b"bypass" => Decision::Bypass,
-        other => Decision::Deny(
-            Reason::ALL
-                .into_iter()
-                .find(|r| r.code().as_bytes() == other)
-                .unwrap_or(Reason::InvalidToken),
-        ),
-    };
-    let token_name = input.bytes("token").map(String::from_utf8_lossy);
-    let record = AccessRecord {
-        timestamp_ns: input
-            .number("timestamp")
-            .unwrap_or(1_764_104_066_123_456_789),
-        decision,
-        token_name: token_name.as_deref(),
-        method: input.bytes("method").unwrap_or(b"GET"),
-        path: input.bytes("path").unwrap_or(b"/"),
-        query: input.bytes("query"),
-        status: input.number("status"),
-        duration_ns: input.number("duration"),
-        request_id: input.bytes("request_id"),
-        protocol: input.bytes("protocol"),
-        authority: input.bytes("authority"),
-        source_address: input.bytes("source"),
-        user_agent: input.bytes("user_agent"),
-        traceparent: input.bytes("traceparent"),
-        b3_trace_id: input.bytes("b3"),
-        principal: input.bytes("principal"),
-    };
-    let mut bytes = Vec::new();
-    record.write(&mut bytes);
-    let line = String::from_utf8(bytes).map_err(|e| format!("the record is not UTF-8: {e}"))?;
-    check_record(&record, &line)?;
-    for reason in Reason::ALL {
-        check_deny_body(
-            &response::deny_body(reason, record.request_id),
-            reason.code(),
-            record.request_id,
-        )?;
+    // push_string appends to what is there and leaves it.
+    let mut after = b"[1,".to_vec();
+    response::push_string(&mut after, id.unwrap_or_default());
+    if after.get(..3) != Some(b"[1,") || after.get(3..) != Some(&quoted[..]) {
+        return Err("push_string changed what was already written".into());
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The input format of the `decide` and `record` targets: lines of `name: value`, with
+//! The input format of the `decide` and `handover` targets: lines of `name: value`, with
 //! backslash escapes so that a seed can be written by hand and still hold any byte.
 //!
 //! Escapes: `\\`, `\n`, `\r`, `\t`, `\0`, `\xHH` (any byte, so invalid UTF-8 too),

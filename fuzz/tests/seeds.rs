@@ -32,7 +32,7 @@ fn regenerate_structured_config_seeds() {
         let parsed = tree::parse(text.as_bytes()).expect("rendered JSON parses");
         let class = match config_model::expect(&parsed) {
             Ok(_) => "valid".to_owned(),
-            Err(fields) => class_of(&fields[0]),
+            Err(wrong) => class_of(&wrong[0].field),
         };
         // Keys made of random text give one class each: keep the named ones.
         if !class

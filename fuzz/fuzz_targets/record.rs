@@ -1,8 +1,0 @@
-#![no_main]
-//! See `rfma_fuzz::run_record` for the input format and the properties checked.
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = rfma_fuzz::run_record(data) {
-        panic!("property broken: {broken}");
-    }
-});
