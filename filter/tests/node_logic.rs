@@ -1,4 +1,4 @@
-//! The filter's pure logic (configuration, decision, record) compiled for
+//! The filter's pure logic (configuration, decision, access-log hand-over, deny body) compiled for
 //! `wasm32-unknown-unknown` and run in Node.js, whose V8 is the engine Istio's
 //! Envoy runs the module in. `make test-wasm-bindgen` (part of `make test`).
 #![cfg(target_arch = "wasm32")]
@@ -13,8 +13,8 @@
 use rfma_filter::config::{self, Sink};
 use rfma_filter::digest;
 use rfma_filter::gate::{self, Decision, Reason, Request};
+use rfma_filter::handover;
 use rfma_filter::json::{self, Value};
-use rfma_filter::record::AccessRecord;
 use rfma_filter::response;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -30,7 +30,7 @@ fn policy() -> config::Policy {
             "tokens":[{{"name":"sleep","sha256":"{}","principals":["{SLEEP_PEER}"]}},
                       {{"name":"legacy","value":"test1"}}],
             "bypass":[{{"path_prefix":"/status/","methods":["GET","HEAD"]}}],
-            "log":{{"sink":"both","denied":false}}}}"#,
+            "log":{{"sink":"filter_state","denied":false}}}}"#,
         hex(&digest::sha256(b"sleep-token"))
     );
     config::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
@@ -55,13 +55,6 @@ fn config_error(text: &str) -> String {
     }
 }
 
-fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, key| match v {
-        Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-        _ => None,
-    })
-}
-
 fn string(s: &str) -> Value {
     Value::String(s.to_owned())
 }
@@ -74,8 +67,9 @@ fn configuration_is_parsed_with_its_defaults() {
     assert_eq!(p.tokens[0].principals, vec![SLEEP_PEER.to_owned()]);
     assert_eq!(p.plain_text_tokens, 1);
     assert!(p.strip_header);
-    assert_eq!(p.log.sink, Sink::Both);
+    assert_eq!(p.log.sink, Sink::FilterState);
     assert!(p.log.allowed && !p.log.denied);
+    assert!(p.records(true) && !p.records(false));
     let minimal = config::parse(br#"{"tokens":[{"name":"a","value":"x"}]}"#).unwrap();
     assert_eq!(minimal.header, config::DEFAULT_HEADER);
     assert_eq!(minimal.log.sink, Sink::FilterState);
@@ -140,6 +134,18 @@ fn configuration_errors_name_the_field() {
             "{text} → {message}"
         );
     }
+    // The sinks that made the filter write its own line are gone, and the error says why.
+    for sink in ["proxy_log", "both"] {
+        assert_eq!(
+            config_error(&format!(
+                r#"{{"tokens":[{{"name":"a","value":"x"}}],"log":{{"sink":"{sink}"}}}}"#
+            )),
+            "log.sink: the filter no longer writes its own log line; Envoy's access log writes the record (expected one of: filter_state, none)"
+        );
+    }
+    let none =
+        config::parse(br#"{"tokens":[{"name":"a","value":"x"}],"log":{"sink":"none"}}"#).unwrap();
+    assert!(!none.records(true) && !none.records(false));
 }
 
 #[wasm_bindgen_test]
@@ -218,111 +224,104 @@ fn dot_segments_and_encoded_characters_never_bypass() {
     assert_eq!(gate::split_path(b"/a?b=1"), (&b"/a"[..], Some(&b"b=1"[..])));
 }
 
-#[wasm_bindgen_test]
-fn the_record_has_every_field_with_its_type() {
-    let record = AccessRecord {
-        timestamp_ns: 1_764_104_066_123_456_789,
-        decision: Decision::Allow { token: 0 },
-        token_name: Some("sleep"),
-        method: b"GET",
-        path: b"/get",
-        query: Some(b"a=1"),
-        status: Some(200),
-        duration_ns: Some(1_234_567),
-        request_id: Some(b"req-1"),
-        protocol: Some(b"HTTP/2"),
-        authority: Some(b"httpbin.demo:8000"),
-        source_address: Some(b"10.1.2.3:45678"),
-        user_agent: Some(b"curl/8.5.0"),
-        traceparent: Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        b3_trace_id: None,
-        principal: Some(SLEEP_PEER.as_bytes()),
-    };
-    let mut bytes = Vec::new();
-    record.write(&mut bytes);
-    let line = String::from_utf8(bytes).expect("a record is UTF-8");
-    assert!(!line.contains('\n'));
-    let v = json::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!(
-        get(&v, "@timestamp"),
-        Some(&string("2025-11-25T20:54:26.123Z"))
-    );
-    assert_eq!(get(&v, "event.kind"), Some(&string("event")));
-    assert_eq!(
-        get(&v, "event.category"),
-        Some(&Value::Array(vec![string("web")]))
-    );
-    assert_eq!(
-        get(&v, "event.type"),
-        Some(&Value::Array(vec![string("access"), string("allowed")]))
-    );
-    assert_eq!(get(&v, "event.action"), Some(&string("rfma-token-gate")));
-    assert_eq!(get(&v, "event.outcome"), Some(&string("success")));
-    assert_eq!(
-        get(&v, "event.duration"),
-        Some(&Value::Number("1234567".into()))
-    );
-    assert_eq!(get(&v, "http.request.method"), Some(&string("GET")));
-    assert_eq!(get(&v, "http.request.id"), Some(&string("req-1")));
-    assert_eq!(
-        get(&v, "http.response.status_code"),
-        Some(&Value::Number("200".into()))
-    );
-    assert_eq!(get(&v, "http.version"), Some(&string("2")));
-    assert_eq!(get(&v, "url.path"), Some(&string("/get")));
-    assert_eq!(get(&v, "url.query"), Some(&string("a=1")));
-    assert_eq!(get(&v, "url.domain"), Some(&string("httpbin.demo")));
-    assert_eq!(get(&v, "source.ip"), Some(&string("10.1.2.3")));
-    assert_eq!(get(&v, "source.port"), Some(&Value::Number("45678".into())));
-    assert_eq!(get(&v, "user_agent.original"), Some(&string("curl/8.5.0")));
-    assert_eq!(
-        get(&v, "trace.id"),
-        Some(&string("4bf92f3577b34da6a3ce929d0e0e4736"))
-    );
-    assert_eq!(get(&v, "rfma.decision"), Some(&string("allow")));
-    assert_eq!(get(&v, "rfma.token.name"), Some(&string("sleep")));
-    assert_eq!(get(&v, "rfma.principal"), Some(&string(SLEEP_PEER)));
-    assert_eq!(get(&v, "rfma.reason"), None);
+/// What `handover::values` returned, as text pairs in order.
+fn handed(values: [Option<(&'static [u8], &[u8])>; 3]) -> Vec<(String, String)> {
+    values
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[wasm_bindgen_test]
-fn a_deny_record_has_the_reason_and_leaves_unknown_fields_out() {
-    let record = AccessRecord {
-        timestamp_ns: 0,
-        decision: Decision::Deny(Reason::InvalidToken),
-        token_name: None,
-        method: b"POST",
-        path: b"/a\"b\\c",
-        query: None,
-        status: None,
-        duration_ns: None,
-        request_id: Some(b"\xff\x00\"x"),
-        protocol: None,
-        authority: None,
-        source_address: None,
-        user_agent: None,
-        traceparent: None,
-        b3_trace_id: None,
-        principal: None,
-    };
-    let mut bytes = Vec::new();
-    record.write(&mut bytes);
-    let line = String::from_utf8(bytes).expect("a record is UTF-8");
-    assert!(!line.contains("null"), "{line}");
-    let v = json::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!(get(&v, "rfma.reason"), Some(&string("invalid_token")));
-    assert_eq!(get(&v, "event.reason"), Some(&string("invalid_token")));
-    assert_eq!(get(&v, "event.outcome"), Some(&string("failure")));
-    assert_eq!(get(&v, "url.path"), Some(&string("/a\"b\\c")));
-    for absent in [
-        "http.response",
-        "http.version",
-        "url.query",
-        "source",
-        "trace",
-        "rfma.token",
-    ] {
-        assert_eq!(get(&v, absent), None, "{absent} in {line}");
+fn each_decision_hands_over_its_values_for_the_access_log() {
+    let keys: Vec<&[u8]> = handover::KEYS.to_vec();
+    assert_eq!(
+        keys,
+        [
+            &b"rfma_decision"[..],
+            b"rfma_token",
+            b"rfma_reason",
+            b"rfma_domain"
+        ]
+    );
+    assert_eq!(
+        handed(handover::values(
+            Decision::Allow { token: 0 },
+            Some("sleep"),
+            Some(b"httpbin.demo:8000")
+        )),
+        pairs(&[
+            ("rfma_decision", "allow"),
+            ("rfma_token", "sleep"),
+            ("rfma_domain", "httpbin.demo")
+        ])
+    );
+    assert_eq!(
+        handed(handover::values(Decision::Bypass, None, Some(b"httpbin"))),
+        pairs(&[("rfma_decision", "bypass"), ("rfma_domain", "httpbin")])
+    );
+    // A bypass has no token name to hand over, even when one is given.
+    assert_eq!(
+        handed(handover::values(Decision::Bypass, Some("sleep"), None)),
+        pairs(&[("rfma_decision", "bypass")])
+    );
+    for reason in Reason::ALL {
+        assert_eq!(
+            handed(handover::values(
+                Decision::Deny(reason),
+                Some("sleep"),
+                Some(b"[::1]:80")
+            )),
+            pairs(&[
+                ("rfma_decision", "deny"),
+                ("rfma_reason", reason.code()),
+                ("rfma_domain", "::1")
+            ])
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_domain_is_the_authority_without_its_port() {
+    let cases: [(&[u8], &[u8]); 8] = [
+        (b"example.com:8000", b"example.com"),
+        (b"example.com", b"example.com"),
+        (b"[2001:db8::1]:8080", b"2001:db8::1"),
+        (b"[::1]", b"::1"),
+        (b"[broken", b"[broken"),
+        (b"10.0.0.1:443", b"10.0.0.1"),
+        (
+            b"b\xc3\xbccher.example:443",
+            "b\u{fc}cher.example".as_bytes(),
+        ),
+        (b":80", b""),
+    ];
+    for (authority, domain) in cases {
+        assert_eq!(
+            handover::host_without_port(authority),
+            domain,
+            "{authority:?}"
+        );
+    }
+    // Nothing left of the authority: no domain at all, rather than an empty one.
+    for authority in [&b":80"[..], b"", b"[]:1"] {
+        assert_eq!(
+            handed(handover::values(Decision::Bypass, None, Some(authority))),
+            pairs(&[("rfma_decision", "bypass")]),
+            "{authority:?}"
+        );
     }
 }
 
@@ -336,6 +335,30 @@ fn deny_bodies_and_counters() {
         response::deny_body(Reason::DuplicateToken, None),
         br#"{"error":"duplicate_token","request_id":""}"#
     );
+    // Whatever the client sent as its request ID, the body is valid JSON with exactly the
+    // two fields, the ID read back as sent (invalid UTF-8 as U+FFFD).
+    for (id, read) in [
+        (&b"plain-id"[..], "plain-id"),
+        (br#"a"b\c"#, r#"a"b\c"#),
+        (b"tab\tnl\n\x00\x7f", "tab\tnl\n\u{0}\u{7f}"),
+        (br#"","token":"x"#, r#"","token":"x"#),
+        (b"caf\xc3\xa9", "caf\u{e9}"),
+        (b"bad\xff", "bad\u{fffd}"),
+    ] {
+        let body = response::deny_body(Reason::InvalidToken, Some(id));
+        let v = json::parse(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+        assert_eq!(
+            v,
+            Value::Object(vec![
+                ("error".to_owned(), string("invalid_token")),
+                ("request_id".to_owned(), string(read)),
+            ]),
+            "{id:?}"
+        );
+    }
+    let mut out = b"[".to_vec();
+    response::push_string(&mut out, b"q\"\\\x01\xe2\x80\xa8");
+    assert_eq!(out, "[\"q\\\"\\\\\\u0001\u{2028}\"".as_bytes());
     assert_eq!(
         response::COUNTERS[response::counter_index(Decision::Bypass)],
         "rfma_bypassed_total"
