@@ -136,7 +136,7 @@ bench: deps-bench wasm ## benchmark the gate against RBAC and Lua in Envoy, soak
 # RUSTC_BOOTSTRAP=1 lets the stable toolchain take. New inputs go to fuzz/target/corpus/
 # (git-ignored), never into the checked-in seeds; a crash lands in fuzz/artifacts/.
 .PHONY: fuzz-smoke
-FUZZ_TARGETS := config decide record
+FUZZ_TARGETS := config decide handover
 FUZZ_TIME    ?= 60
 FUZZ_OPTIONS := -max_total_time=$(FUZZ_TIME) -max_len=8192 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 FUZZ_CARGO   := RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(ROOT)/fuzz/target
