@@ -140,7 +140,12 @@ pub fn push(args: &PushArgs, out: &mut impl Write) -> Result<()> {
             ""
         }
     );
-    let digest = artifact::push_with_credentials(&built, &reference, args.insecure, credentials)?;
+    let digest = crate::cluster::runtime()?.block_on(artifact::push_with_credentials(
+        &built,
+        &reference,
+        args.insecure,
+        credentials,
+    ))?;
     writeln!(out, "{digest}")?;
     eprintln!("istio-demo: pushed {}", reference.pinned(&digest));
     Ok(())

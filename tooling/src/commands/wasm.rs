@@ -73,10 +73,7 @@ pub fn push(args: &PushArgs, out: &mut impl Write) -> Result<()> {
         );
     }
     oci::check_wasm(&wasm).with_context(|| path.display().to_string())?;
-    let credentials = match oci::docker_config_path() {
-        Some(cfg) => oci::load_credentials(&cfg, &reference.registry)?,
-        None => None,
-    };
+    let credentials = oci::credentials_for(&reference)?;
     eprintln!(
         "istio-demo: pushing {} ({} bytes) to {reference}{}",
         path.display(),
@@ -87,7 +84,12 @@ pub fn push(args: &PushArgs, out: &mut impl Write) -> Result<()> {
             ""
         }
     );
-    let (image, digest) = oci::push(&wasm, &reference, args.insecure, credentials)?;
+    let (image, digest) = crate::cluster::runtime()?.block_on(oci::push(
+        &wasm,
+        &reference,
+        args.insecure,
+        credentials,
+    ))?;
     writeln!(out, "digest: {digest}")?;
     writeln!(out, "url: {}", reference.pinned(&digest))?;
     eprintln!(

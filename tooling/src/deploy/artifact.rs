@@ -41,7 +41,7 @@ mod ustar;
 
 pub use unpack::unpack;
 
-use crate::oci::{self, Credentials, MANIFEST_MEDIA_TYPE, Parts, Reference};
+use crate::oci::{self, MANIFEST_MEDIA_TYPE, Parts, Reference, RegistryAuth};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 
@@ -162,19 +162,19 @@ pub fn build(dir: &Path, source: &str, revision: &str) -> Result<Artifact> {
 
 /// Pushes `artifact` to `reference` (`[oci://]HOST/REPO:TAG`) anonymously, as to the in-cluster
 /// registry; returns the manifest digest `sha256:…`. `insecure`: plain HTTP.
-pub fn push(artifact: &Artifact, reference: &str, insecure: bool) -> Result<String> {
-    push_with_credentials(artifact, &Reference::parse(reference)?, insecure, None)
+pub async fn push(artifact: &Artifact, reference: &str, insecure: bool) -> Result<String> {
+    push_with_credentials(artifact, &Reference::parse(reference)?, insecure, None).await
 }
 
 /// Pushes `artifact` with `credentials` (e.g. `oci::credentials_for`, the Docker config's) for
 /// registries that ask for a login; returns the manifest digest `sha256:…`.
-pub fn push_with_credentials(
+pub async fn push_with_credentials(
     artifact: &Artifact,
     reference: &Reference,
     insecure: bool,
-    credentials: Option<Credentials>,
+    credentials: Option<RegistryAuth>,
 ) -> Result<String> {
-    oci::push_parts(&artifact.parts(), reference, insecure, credentials)
+    oci::push_parts(&artifact.parts(), reference, insecure, credentials).await
 }
 
 /// `--source`: anything Flux takes (a Git or web URL), on one line.

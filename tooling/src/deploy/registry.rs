@@ -114,10 +114,11 @@ pub async fn forward(cluster: &Cluster, pod: &str) -> Result<Forward> {
 }
 
 /// Pushes the module and the artifact to `endpoint` (`host:port`, plain HTTP) and checks both
-/// digests. Blocking: call from a blocking context.
-pub fn push_to(endpoint: &str, payload: &Payload) -> Result<()> {
+/// digests.
+pub async fn push_to(endpoint: &str, payload: &Payload) -> Result<()> {
     let module_ref = oci::Reference::parse(&format!("{endpoint}/{MODULE_REPOSITORY}:{TAG}"))?;
     let (_, digest) = oci::push(&payload.wasm, &module_ref, true, None)
+        .await
         .with_context(|| format!("pushing the module to {endpoint}/{MODULE_REPOSITORY}"))?;
     if digest != payload.module_digest {
         bail!(
@@ -131,6 +132,7 @@ pub fn push_to(endpoint: &str, payload: &Payload) -> Result<()> {
     let artifact_ref = format!("{endpoint}/{MANIFESTS_REPOSITORY}:{TAG}");
     let artifact = super::artifact::build(&m.tree, &m.source, &m.revision)?;
     let digest = super::artifact::push(&artifact, &artifact_ref, true)
+        .await
         .with_context(|| format!("pushing the manifests to {artifact_ref}"))?;
     if digest != m.digest {
         bail!(
@@ -151,11 +153,7 @@ pub async fn push(cluster: &Cluster, access: &Access, payload: &Payload) -> Resu
             (f.addr.to_string(), Some(f))
         }
     };
-    let p = payload.clone();
-    let e = endpoint.clone();
-    tokio::task::spawn_blocking(move || push_to(&e, &p))
-        .await
-        .context("the push task failed")??;
+    push_to(&endpoint, payload).await?;
     drop(guard);
     Ok(format!("pod {pod} via {endpoint}"))
 }

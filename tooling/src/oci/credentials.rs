@@ -1,31 +1,14 @@
-//! Registry credentials from the Docker config file (`$DOCKER_CONFIG/config.json`, else
-//! `~/.docker/config.json`): an `auths` entry (`auth` = base64 `user:password`, or
-//! `username`/`password`, or `identitytoken`), or a credential helper (`credHelpers` /
-//! `credsStore`, run as `docker-credential-<name> get`).
+//! Registry logins from the Docker config file (`$DOCKER_CONFIG/config.json`, else
+//! `~/.docker/config.json`), read by the `docker_credential` crate: `auths` entries (`auth`,
+//! `username`/`password`, `identitytoken`) and credential helpers (`credHelpers`, `credsStore`,
+//! run as `docker-credential-<name> get`). What stays here is where the file is, and what
+//! counts as "no login": no file, no entry, or a helper that has none.
 
 use super::Reference;
 use anyhow::{Context, Result, anyhow};
-use base64::Engine;
-use serde_json::Value;
-use std::io::Write;
+use docker_credential::{CredentialRetrievalError, DockerCredential};
+use oci_client::secrets::RegistryAuth;
 use std::path::{Path, PathBuf};
-
-/// A user name and password (or identity token) for a registry.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Credentials {{ username: {:?}, password: <redacted> }}",
-            self.username
-        )
-    }
-}
 
 /// The Docker config file: `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
 pub fn docker_config_path() -> Option<PathBuf> {
@@ -35,154 +18,62 @@ pub fn docker_config_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
 }
 
-/// The keys under which Docker stores a registry's credentials.
-fn config_keys(registry: &str) -> Vec<String> {
+/// The names Docker files a registry's login under, in the order tried. `docker_credential`
+/// matches `https://HOST`, `http://HOST/...` for `HOST`, and `docker.io` for Docker Hub's keys
+/// other than its v1 index URL, the one Docker itself writes and hands to helpers.
+fn server_keys(registry: &str) -> Vec<&str> {
     if registry == "docker.io" {
-        return [
-            "https://index.docker.io/v1/",
-            "index.docker.io",
-            "docker.io",
-            "registry-1.docker.io",
-        ]
-        .map(String::from)
-        .to_vec();
+        vec!["https://index.docker.io/v1/", "docker.io"]
+    } else {
+        vec![registry]
     }
-    vec![
-        registry.to_string(),
-        format!("https://{registry}"),
-        format!("http://{registry}"),
-        format!("https://{registry}/v1/"),
-        format!("https://{registry}/v2/"),
-    ]
 }
 
-/// Where credentials for `registry` come from in a parsed Docker config.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CredentialSource {
-    None,
-    Auths(Credentials),
-    Helper { helper: String, server: String },
-}
-
-/// Finds credentials for `registry` in a Docker config (`credHelpers` first, then `auths`, then `credsStore`).
-pub fn credentials_in_config(config: &Value, registry: &str) -> Result<CredentialSource> {
-    let keys = config_keys(registry);
-    if let Some(helpers) = config.get("credHelpers").and_then(Value::as_object) {
-        for k in &keys {
-            if let Some(h) = helpers.get(k).and_then(Value::as_str) {
-                return Ok(CredentialSource::Helper {
-                    helper: h.to_string(),
-                    server: k.clone(),
-                });
+/// The login for `registry` in the Docker config `config` (its bytes), running the credential
+/// helper it names; `None` when it has none.
+pub fn credentials_in(config: &[u8], registry: &str) -> Result<Option<RegistryAuth>> {
+    // docker_credential says only "Unable to read config"; serde_json says where.
+    serde_json::from_slice::<serde::de::IgnoredAny>(config).context("invalid JSON")?;
+    for server in server_keys(registry) {
+        match docker_credential::get_credential_from_reader(config, server) {
+            Ok(DockerCredential::UsernamePassword(_, p)) if p.is_empty() => return Ok(None),
+            Ok(DockerCredential::UsernamePassword(u, p)) => {
+                return Ok(Some(RegistryAuth::Basic(u, p)));
             }
+            // Sent where a password goes, under the name helpers give a token: `<token>`.
+            Ok(DockerCredential::IdentityToken(t)) => {
+                return Ok(Some(RegistryAuth::Basic("<token>".into(), t)));
+            }
+            Err(CredentialRetrievalError::NoCredentialConfigured) => continue,
+            // A helper that exits non-zero has no login for it ("credentials not found"): the
+            // push goes anonymously, and the registry says if it wants one.
+            Err(CredentialRetrievalError::HelperFailure { .. }) => return Ok(None),
+            Err(CredentialRetrievalError::HelperCommunicationError) => {
+                return Err(anyhow!(
+                    "cannot run the Docker credential helper it names for {server} (docker-credential-<name> on PATH)"
+                ));
+            }
+            Err(CredentialRetrievalError::ConfigReadError) => {
+                return Err(anyhow!("not a Docker config file"));
+            }
+            Err(e) => return Err(anyhow!("the login for {server}: {e}")),
         }
     }
-    let auths = config.get("auths").and_then(Value::as_object);
-    for k in &keys {
-        let Some(entry) = auths.and_then(|a| a.get(k)) else {
-            continue;
-        };
-        if let Some(auth) = entry
-            .get("auth")
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty())
-        {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .with_context(|| format!("auths[{k:?}].auth is not base64"))?;
-            let text = String::from_utf8(raw)
-                .with_context(|| format!("auths[{k:?}].auth is not UTF-8"))?;
-            let (u, p) = text
-                .split_once(':')
-                .ok_or_else(|| anyhow!("auths[{k:?}].auth must encode user:password"))?;
-            return Ok(CredentialSource::Auths(Credentials {
-                username: u.into(),
-                password: p.into(),
-            }));
-        }
-        if let (Some(u), Some(p)) = (
-            entry.get("username").and_then(Value::as_str),
-            entry.get("password").and_then(Value::as_str),
-        ) {
-            return Ok(CredentialSource::Auths(Credentials {
-                username: u.into(),
-                password: p.into(),
-            }));
-        }
-        if let Some(t) = entry.get("identitytoken").and_then(Value::as_str) {
-            return Ok(CredentialSource::Auths(Credentials {
-                username: "<token>".into(),
-                password: t.into(),
-            }));
-        }
-    }
-    if let Some(store) = config
-        .get("credsStore")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        return Ok(CredentialSource::Helper {
-            helper: store.to_string(),
-            server: keys[0].clone(),
-        });
-    }
-    Ok(CredentialSource::None)
+    Ok(None)
 }
 
-/// Runs `docker-credential-<helper> get` for `server` (Docker Desktop's `desktop`, `osxkeychain`...).
-fn run_helper(helper: &str, server: &str) -> Result<Option<Credentials>> {
-    let program = format!("docker-credential-{helper}");
-    let mut child = std::process::Command::new(&program)
-        .arg("get")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run the Docker credential helper {program}"))?;
-    child
-        .stdin
-        .take()
-        .context("helper stdin")?
-        .write_all(server.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        // "credentials not found" is not an error: push anonymously.
-        return Ok(None);
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{program} printed invalid JSON"))?;
-    let u = v
-        .get("Username")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let p = v.get("Secret").and_then(Value::as_str).unwrap_or_default();
-    if p.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Credentials {
-        username: u.to_string(),
-        password: p.to_string(),
-    }))
-}
-
-/// Credentials for `registry` from the Docker config file at `path` (missing file: none).
-pub fn load_credentials(path: &Path, registry: &str) -> Result<Option<Credentials>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+/// The login for `registry` from the Docker config file at `path` (missing file: none).
+pub fn load_credentials(path: &Path, registry: &str) -> Result<Option<RegistryAuth>> {
+    let config = match std::fs::read(path) {
+        Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let config: Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
-    match credentials_in_config(&config, registry).with_context(|| path.display().to_string())? {
-        CredentialSource::None => Ok(None),
-        CredentialSource::Auths(c) => Ok(Some(c)),
-        CredentialSource::Helper { helper, server } => run_helper(&helper, &server),
-    }
+    credentials_in(&config, registry).with_context(|| path.display().to_string())
 }
 
-/// Credentials for `reference`'s registry from the Docker config (none when there is no config).
-pub fn credentials_for(reference: &Reference) -> Result<Option<Credentials>> {
+/// The login for `reference`'s registry from the Docker config (none when there is no config).
+pub fn credentials_for(reference: &Reference) -> Result<Option<RegistryAuth>> {
     match docker_config_path() {
         Some(cfg) => load_credentials(&cfg, &reference.registry),
         None => Ok(None),
@@ -192,60 +83,77 @@ pub fn credentials_for(reference: &Reference) -> Result<Option<Credentials>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use serde_json::json;
+
+    fn login(config: &serde_json::Value, registry: &str) -> Result<Option<RegistryAuth>> {
+        credentials_in(config.to_string().as_bytes(), registry)
+    }
 
     #[test]
     fn docker_config_credentials() {
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-        let cfg = json!({"auths": {"registry.example:5000": {"auth": auth}, "https://index.docker.io/v1/": {"username": "bob", "password": "pw"}}});
+        let cfg = json!({"auths": {
+            "registry.example:5000": {"auth": auth},
+            "https://other.example": {"username": "carol", "password": "pw2"},
+            "https://index.docker.io/v1/": {"username": "bob", "password": "pw"},
+            "token.example": {"identitytoken": "tok"},
+        }});
+        let basic = |u: &str, p: &str| Some(RegistryAuth::Basic(u.into(), p.into()));
         assert_eq!(
-            credentials_in_config(&cfg, "registry.example:5000").unwrap(),
-            CredentialSource::Auths(Credentials {
-                username: "alice".into(),
-                password: "s3cret".into()
-            })
+            login(&cfg, "registry.example:5000").unwrap(),
+            basic("alice", "s3cret")
         );
+        assert_eq!(login(&cfg, "other.example").unwrap(), basic("carol", "pw2"));
+        assert_eq!(login(&cfg, "docker.io").unwrap(), basic("bob", "pw"));
         assert_eq!(
-            credentials_in_config(&cfg, "docker.io").unwrap(),
-            CredentialSource::Auths(Credentials {
-                username: "bob".into(),
-                password: "pw".into()
-            })
+            login(&cfg, "token.example").unwrap(),
+            basic("<token>", "tok")
         );
-        assert_eq!(
-            credentials_in_config(&cfg, "other.example").unwrap(),
-            CredentialSource::None
-        );
-        let cfg =
-            json!({"auths": {}, "credsStore": "desktop", "credHelpers": {"gcr.io": "gcloud"}});
-        assert_eq!(
-            credentials_in_config(&cfg, "gcr.io").unwrap(),
-            CredentialSource::Helper {
-                helper: "gcloud".into(),
-                server: "gcr.io".into()
-            }
-        );
-        assert_eq!(
-            credentials_in_config(&cfg, "docker.io").unwrap(),
-            CredentialSource::Helper {
-                helper: "desktop".into(),
-                server: "https://index.docker.io/v1/".into()
-            }
-        );
+        assert_eq!(login(&cfg, "none.example").unwrap(), None);
+        // Docker Hub under its other names.
+        let hub = json!({"auths": {"docker.io": {"username": "bob", "password": "pw"}}});
+        assert_eq!(login(&hub, "docker.io").unwrap(), basic("bob", "pw"));
+
         let bad = json!({"auths": {"r.example": {"auth": "%%%"}}});
+        let err = login(&bad, "r.example").unwrap_err().to_string();
+        assert!(err.contains("r.example"), "{err}");
+        let err = format!(
+            "{:#}",
+            credentials_in(b"{not json", "r.example").unwrap_err()
+        );
         assert!(
-            credentials_in_config(&bad, "r.example")
-                .unwrap_err()
-                .to_string()
-                .contains("not base64")
+            err.contains("invalid JSON") && err.contains("line 1"),
+            "{err}"
         );
-        let debug = format!(
-            "{:?}",
-            Credentials {
-                username: "a".into(),
-                password: "hidden".into()
-            }
+        let err = credentials_in(b"[]", "r.example").unwrap_err();
+        assert!(err.to_string().contains("not a Docker config"), "{err}");
+        let debug = format!("{:?}", basic("a", "hidden").unwrap());
+        assert!(!debug.contains("hidden"), "{debug}");
+    }
+
+    #[test]
+    fn helpers_are_run_and_a_missing_one_is_named() {
+        let cfg = json!({"credHelpers": {"gcr.io": "istio-demo-test-no-such-helper"}});
+        let err = login(&cfg, "gcr.io").unwrap_err().to_string();
+        assert!(
+            err.contains("credential helper") && err.contains("gcr.io"),
+            "{err}"
         );
-        assert!(!debug.contains("hidden"));
+        let cfg = json!({"credsStore": "istio-demo-test-no-such-helper"});
+        assert!(login(&cfg, "docker.io").is_err());
+    }
+
+    #[test]
+    fn a_missing_config_file_is_no_login() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load_credentials(&dir.path().join("config.json"), "r.example").unwrap(),
+            None
+        );
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "[").unwrap();
+        let err = format!("{:#}", load_credentials(&path, "r.example").unwrap_err());
+        assert!(err.contains("config.json: invalid JSON"), "{err}");
     }
 }

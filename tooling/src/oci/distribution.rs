@@ -1,345 +1,20 @@
-//! A client for the OCI distribution HTTP API, and the one push every image goes through.
+//! The one push every image goes through, over the `oci-client` crate (the distribution API, its
+//! Basic and Bearer challenges, blob uploads): each blob the repository lacks, then the manifest
+//! as the very bytes given, under the reference's tag. The manifest is never re-serialised, so the
+//! digest computed before the push (and already written into the manifests `up` renders) is the
+//! one the registry stores; the push checks that it is.
 //!
-//! Push: for each blob `HEAD` (skip if present), else `POST /v2/<name>/blobs/uploads/` and a
-//! monolithic `PUT <location>?digest=...`; then `PUT /v2/<name>/manifests/<tag>`. Basic and Bearer
-//! (token service) challenges are both answered, with the credentials given.
+//! What oci-client leaves to its caller, and this file does: a rustls crypto provider (ring, as
+//! kube's), and errors that say what to do (`docker login`, `--insecure`) in place of raw HTTP ones.
 
-use super::{Credentials, Parts, Reference, sha256_digest};
+use super::{Parts, Reference, sha256_digest};
 use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
 use serde_json::Value;
 use std::time::Duration;
-
-/// Largest response body we read from a registry (manifests, token answers, errors).
-const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// A challenge from `WWW-Authenticate`.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
-}
-
-/// Parses `Basic realm="..."` or `Bearer realm="...",service="...",scope="..."`.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let mut realm = None;
-    let mut service = None;
-    let mut scope = None;
-    let mut rest = params.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, remaining) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"')?;
-            (&q[..end], &q[end + 1..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        match key.as_str() {
-            "realm" => realm = Some(value.to_string()),
-            "service" => service = Some(value.to_string()),
-            "scope" => scope = Some(value.to_string()),
-            _ => {}
-        }
-        rest = remaining.trim_start().trim_start_matches(',').trim_start();
-    }
-    Some(Challenge::Bearer {
-        realm: realm?,
-        service,
-        scope,
-    })
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A response, read whole (bounded).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: ureq::http::HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    fn error_text(&self) -> String {
-        let body = String::from_utf8_lossy(&self.body);
-        let body = body.trim();
-        if body.is_empty() {
-            format!("HTTP {}", self.status)
-        } else {
-            format!(
-                "HTTP {}: {}",
-                self.status,
-                body.chars().take(500).collect::<String>()
-            )
-        }
-    }
-}
-
-/// A client for one repository of one registry.
-pub struct Registry {
-    agent: ureq::Agent,
-    base: String,
-    repository: String,
-    credentials: Option<Credentials>,
-    authorization: Option<String>,
-}
-
-impl Registry {
-    /// `insecure`: plain HTTP (local registries).
-    pub fn new(reference: &Reference, insecure: bool, credentials: Option<Credentials>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .max_redirects(5)
-            .build()
-            .into();
-        let scheme = if insecure { "http" } else { "https" };
-        Registry {
-            agent,
-            base: format!("{scheme}://{}", reference.api_host()),
-            repository: reference.repository.clone(),
-            credentials,
-            authorization: None,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/v2/{}/{path}", self.base, self.repository)
-    }
-
-    fn send_once(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<Reply> {
-        let mut builder = ureq::http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        if let Some(auth) = &self.authorization {
-            builder = builder.header("Authorization", auth.as_str());
-        }
-        let result = match body {
-            Some(b) => self.agent.run(builder.body(b)?),
-            None => self.agent.run(builder.body(())?),
-        };
-        let mut resp = result.map_err(|e| match e {
-            ureq::Error::Io(ref io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                anyhow!("{method} {url}: connection refused (is the registry running?)")
-            }
-            other => anyhow!(
-                "{method} {url}: {other}{}",
-                if url.starts_with("https") {
-                    " (a plain-HTTP registry needs --insecure)"
-                } else {
-                    ""
-                }
-            ),
-        })?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = if method == "HEAD" {
-            Vec::new()
-        } else {
-            resp.body_mut()
-                .with_config()
-                .limit(MAX_RESPONSE_BYTES)
-                .read_to_vec()
-                .unwrap_or_default()
-        };
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// Sends a request; on 401 answers the challenge once and retries.
-    pub fn send(
-        &mut self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<Reply> {
-        let reply = self.send_once(method, url, headers, body)?;
-        if reply.status != 401 {
-            return Ok(reply);
-        }
-        let challenge = reply.header("www-authenticate").and_then(parse_challenge);
-        match challenge {
-            Some(Challenge::Basic) => {
-                let c = self.credentials.clone().ok_or_else(|| {
-                    anyhow!("{} asks for a login and there are no credentials for it in the Docker config (run `docker login`)", self.base)
-                })?;
-                let raw = format!("{}:{}", c.username, c.password);
-                self.authorization = Some(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ));
-            }
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
-                let scope =
-                    scope.unwrap_or_else(|| format!("repository:{}:pull,push", self.repository));
-                let mut token_url = format!("{realm}?scope={}", percent_encode(&scope));
-                if let Some(s) = service {
-                    token_url.push_str(&format!("&service={}", percent_encode(&s)));
-                }
-                let mut req = self.agent.get(&token_url);
-                if let Some(c) = &self.credentials {
-                    let raw = format!("{}:{}", c.username, c.password);
-                    req = req.header(
-                        "Authorization",
-                        format!(
-                            "Basic {}",
-                            base64::engine::general_purpose::STANDARD.encode(raw)
-                        ),
-                    );
-                }
-                let mut resp = req
-                    .call()
-                    .with_context(|| format!("token request to {realm}"))?;
-                let status = resp.status().as_u16();
-                let body = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(MAX_RESPONSE_BYTES)
-                    .read_to_vec()
-                    .unwrap_or_default();
-                if status != 200 {
-                    bail!(
-                        "token service {realm} refused: HTTP {status} (check the credentials for this registry)"
-                    );
-                }
-                let v: Value =
-                    serde_json::from_slice(&body).context("token service answered invalid JSON")?;
-                let token = v
-                    .get("token")
-                    .or_else(|| v.get("access_token"))
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| anyhow!("token service answered without a token"))?;
-                self.authorization = Some(format!("Bearer {token}"));
-            }
-            None => bail!("{method} {url}: HTTP 401 without a usable WWW-Authenticate challenge"),
-        }
-        let reply = self.send_once(method, url, headers, body)?;
-        if reply.status == 401 || reply.status == 403 {
-            bail!(
-                "{method} {url}: access denied with the Docker config's credentials ({})",
-                reply.error_text()
-            );
-        }
-        Ok(reply)
-    }
-
-    /// Checks the registry speaks the distribution API (`GET /v2/`).
-    pub fn ping(&mut self) -> Result<()> {
-        let url = format!("{}/v2/", self.base);
-        let r = self.send("GET", &url, &[], None)?;
-        if r.status != 200 {
-            bail!("{url}: not an OCI registry ({})", r.error_text());
-        }
-        Ok(())
-    }
-
-    /// True when the repository already holds the blob.
-    pub fn has_blob(&mut self, digest: &str) -> Result<bool> {
-        let url = self.url(&format!("blobs/{digest}"));
-        let r = self.send("HEAD", &url, &[], None)?;
-        Ok(r.status == 200)
-    }
-
-    /// Uploads a blob: `POST` an upload session, then one monolithic `PUT` with the digest.
-    pub fn upload_blob(&mut self, data: &[u8], digest: &str) -> Result<()> {
-        if self.has_blob(digest)? {
-            return Ok(());
-        }
-        let url = self.url("blobs/uploads/");
-        let r = self.send("POST", &url, &[("Content-Length", "0")], Some(&[]))?;
-        if r.status != 202 {
-            bail!(
-                "POST {url}: cannot start a blob upload ({})",
-                r.error_text()
-            );
-        }
-        let location = r
-            .header("location")
-            .ok_or_else(|| anyhow!("POST {url}: no Location in the answer"))?;
-        let mut put = if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.base)
-        } else {
-            bail!("POST {url}: unexpected Location {location:?}");
-        };
-        put.push(if put.contains('?') { '&' } else { '?' });
-        put.push_str(&format!("digest={}", percent_encode(digest)));
-        let len = data.len().to_string();
-        let r = self.send(
-            "PUT",
-            &put,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Length", &len),
-            ],
-            Some(data),
-        )?;
-        if r.status != 201 {
-            bail!("PUT blob {digest}: upload refused ({})", r.error_text());
-        }
-        Ok(())
-    }
-
-    /// Puts the manifest under `tag`; returns the digest the registry reports (or ours).
-    pub fn put_manifest(&mut self, tag: &str, manifest: &[u8], media_type: &str) -> Result<String> {
-        let url = self.url(&format!("manifests/{tag}"));
-        let r = self.send("PUT", &url, &[("Content-Type", media_type)], Some(manifest))?;
-        if r.status != 201 {
-            bail!("PUT {url}: manifest refused ({})", r.error_text());
-        }
-        Ok(r.header("docker-content-digest")
-            .map(str::to_string)
-            .unwrap_or_else(|| sha256_digest(manifest)))
-    }
-}
 
 /// Checks that `parts` is consistent before anything is sent: each blob matches its digest, and
 /// the manifest names exactly the blobs given (its config and layers).
@@ -369,31 +44,137 @@ pub fn check_parts(parts: &Parts<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A registry client; `insecure`: plain HTTP (local registries, the port-forward of `up`).
+fn client(insecure: bool) -> Result<Client> {
+    // oci-client is built without a provider of its own (its default would be aws-lc-rs, which
+    // needs a C toolchain); kube already links ring. An error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::try_from(ClientConfig {
+        protocol: if insecure {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        // One POST and one PUT per blob, as `docker push` does for a small blob.
+        use_monolithic_push: true,
+        connect_timeout: Some(Duration::from_secs(15)),
+        read_timeout: Some(Duration::from_secs(300)),
+        ..ClientConfig::default()
+    })
+    .context("cannot build the registry client")
+}
+
 /// Pushes `parts` to `reference`: each blob the repository lacks, then the manifest under the
 /// reference's tag. Returns the manifest digest, which must be the registry's too.
-pub fn push_parts(
+pub async fn push_parts(
     parts: &Parts<'_>,
     reference: &Reference,
     insecure: bool,
-    credentials: Option<Credentials>,
+    credentials: Option<RegistryAuth>,
 ) -> Result<String> {
     check_parts(parts)?;
     let expected = sha256_digest(parts.manifest);
-    let mut registry = Registry::new(reference, insecure, credentials);
-    registry.ping()?;
+    let why = |e: OciDistributionError| explain(e, reference, insecure, credentials.is_some());
+    let client = client(insecure)?;
+    let image = reference.to_oci();
+    let auth = credentials.clone().unwrap_or(RegistryAuth::Anonymous);
+    client
+        .auth(&image, &auth, RegistryOperation::Push)
+        .await
+        .map_err(why)?;
     for blob in &parts.blobs {
-        registry
-            .upload_blob(blob.data, blob.digest)
+        let uploaded = async {
+            if !client.blob_exists(&image, blob.digest).await? {
+                client
+                    .push_blob(&image, blob.data.to_vec(), blob.digest)
+                    .await?;
+            }
+            Ok::<_, OciDistributionError>(())
+        };
+        uploaded
+            .await
+            .map_err(why)
             .with_context(|| format!("uploading the {}", blob.what))?;
     }
-    let digest =
-        registry.put_manifest(&reference.tag, parts.manifest, parts.manifest_media_type)?;
-    if digest != expected {
+    let location = client
+        .push_manifest_raw(
+            &image,
+            parts.manifest.to_vec(),
+            parts.manifest_media_type.parse()?,
+        )
+        .await
+        .map_err(why)
+        .context("putting the manifest")?;
+    // The registry answers with where the manifest is, by digest (distribution, and oci-client
+    // for registries that leave it out); a location without one says nothing against ours.
+    let stored = location
+        .rsplit('/')
+        .next()
+        .and_then(|last| last.split(['?', '#']).next())
+        .filter(|d| d.starts_with("sha256:"))
+        .unwrap_or(&expected);
+    if stored != expected {
         bail!(
-            "the registry stored the manifest as {digest}, not {expected}: refusing to print a digest that would not match"
+            "the registry stored the manifest as {stored}, not {expected}: refusing to print a digest that would not match"
         );
     }
-    Ok(digest)
+    Ok(expected)
+}
+
+/// The HTTP status behind an oci-client error, when there is one.
+fn status(e: &OciDistributionError) -> Option<u16> {
+    match e {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => Some(401),
+        OciDistributionError::ServerError { code, .. } => Some(*code),
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied))
+            .then_some(401),
+        OciDistributionError::RequestError(r) => r.status().map(|s| s.as_u16()),
+        _ => None,
+    }
+}
+
+/// True when the error's causes hold a refused TCP connection.
+fn refused(e: &OciDistributionError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// What to do about an oci-client error: log in, fix the login, start the registry, or talk plain
+/// HTTP to it. The error itself stays as the cause (it names no secret: URLs and statuses).
+fn explain(
+    e: OciDistributionError,
+    reference: &Reference,
+    insecure: bool,
+    with_login: bool,
+) -> anyhow::Error {
+    let registry = &reference.registry;
+    let advice = match status(&e) {
+        Some(401 | 403) if !with_login => format!(
+            "{registry} asks for a login and there are no credentials for it in the Docker config (run `docker login`)"
+        ),
+        Some(401 | 403) => {
+            format!("{registry}: access denied with the Docker config's credentials")
+        }
+        Some(_) => return anyhow!(e),
+        None if refused(&e) => format!("{registry}: connection refused (is the registry running?)"),
+        None if !insecure && matches!(e, OciDistributionError::RequestError(_)) => format!(
+            "{registry} cannot be reached over HTTPS (a plain-HTTP registry needs --insecure)"
+        ),
+        None => return anyhow!(e),
+    };
+    anyhow::Error::new(e).context(advice)
 }
 
 #[cfg(test)]
@@ -434,22 +215,53 @@ mod tests {
     }
 
     #[test]
-    fn challenges() {
-        assert_eq!(
-            parse_challenge("Basic realm=\"registry\""),
-            Some(Challenge::Basic)
+    fn errors_say_what_to_do() {
+        let r = Reference::parse("127.0.0.1:5000/rfma/filter:v1").unwrap();
+        let unauthorized = || OciDistributionError::UnauthorizedError {
+            url: "http://127.0.0.1:5000/v2/rfma/filter/blobs/uploads/".into(),
+        };
+        let e = format!("{:#}", explain(unauthorized(), &r, true, false));
+        assert!(
+            e.contains("no credentials") && e.contains("docker login"),
+            "{e}"
         );
-        assert_eq!(
-            parse_challenge(
-                "Bearer realm=\"https://auth.example/token\",service=\"registry.example\",scope=\"repository:a/b:pull,push\""
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://auth.example/token".into(),
-                service: Some("registry.example".into()),
-                scope: Some("repository:a/b:pull,push".into()),
-            })
-        );
-        assert_eq!(parse_challenge("Negotiate abc"), None);
-        assert_eq!(parse_challenge("Bearer service=\"x\""), None);
+        let e = format!("{:#}", explain(unauthorized(), &r, true, true));
+        assert!(e.contains("access denied"), "{e}");
+        let denied = OciDistributionError::ServerError {
+            code: 403,
+            url: "u".into(),
+            message: "denied".into(),
+        };
+        assert!(format!("{:#}", explain(denied, &r, true, true)).contains("access denied"));
+        let other = OciDistributionError::ServerError {
+            code: 500,
+            url: "u".into(),
+            message: "boom".into(),
+        };
+        let e = format!("{:#}", explain(other, &r, false, false));
+        assert!(e.contains("500") && !e.contains("--insecure"), "{e}");
+    }
+
+    /// A port nobody listens on: refused, and said so; over HTTPS the same port also says so
+    /// (refused comes first: --insecure would not help).
+    #[tokio::test]
+    async fn a_registry_that_is_not_there_is_named() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let r = Reference::parse(&format!("127.0.0.1:{port}/rfma/filter:v1")).unwrap();
+        let image = package(b"\0asm\x01\0\0\0").unwrap();
+        for insecure in [true, false] {
+            let e = push_parts(&image.parts(), &r, insecure, None)
+                .await
+                .unwrap_err();
+            let e = format!("{e:#}");
+            assert!(
+                e.contains("connection refused (is the registry running?)"),
+                "{e}"
+            );
+        }
     }
 }

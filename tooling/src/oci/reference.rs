@@ -69,13 +69,13 @@ impl Reference {
         })
     }
 
-    /// The host that serves the registry API (Docker Hub's differs from its name).
-    pub fn api_host(&self) -> &str {
-        if self.registry == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
+    /// The same reference as oci-client takes it (which knows where Docker Hub's API is).
+    pub fn to_oci(&self) -> oci_client::Reference {
+        oci_client::Reference::with_tag(
+            self.registry.clone(),
+            self.repository.clone(),
+            self.tag.clone(),
+        )
     }
 
     /// `oci://registry/repository@digest`, what a WasmPlugin `url` pins.
@@ -106,12 +106,10 @@ mod tests {
             "oci://127.0.0.1:5000/rfma/filter@sha256:ab"
         );
         let r = Reference::parse("oci://ghcr.io/acme/rfma-filter:0.1.0").unwrap();
-        assert_eq!(r.api_host(), "ghcr.io");
+        assert_eq!(r.to_oci().whole(), "ghcr.io/acme/rfma-filter:0.1.0");
         let r = Reference::parse("acme/filter:1").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.api_host()),
-            ("docker.io", "registry-1.docker.io")
-        );
+        assert_eq!(r.registry, "docker.io");
+        assert_eq!(r.to_oci().resolve_registry(), "index.docker.io");
         assert_eq!(
             Reference::parse("filter:1").unwrap().repository,
             "library/filter"

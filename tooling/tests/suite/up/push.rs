@@ -143,7 +143,9 @@ async fn the_registry_comes_up_then_the_module_and_the_manifests_are_pushed_by_d
     // A payload whose manifests differ from what the OCIRepository names is refused after the push.
     let mut wrong = payload;
     wrong.manifests.as_mut().unwrap().digest = format!("sha256:{}", "0".repeat(64));
-    let e = istio_demo::deploy::registry::push_to(&reg.addr, &wrong).unwrap_err();
+    let e = istio_demo::deploy::registry::push_to(&reg.addr, &wrong)
+        .await
+        .unwrap_err();
     assert!(
         format!("{e:#}").contains("the OCIRepository names sha256:000"),
         "{e:#}"
