@@ -7,7 +7,8 @@
 //! the mesh's access-log provider does. Listeners: a plain-text one (HTTP/1.1 and h2c, codec `AUTO`), optionally a
 //! TLS one that requires a client certificate signed by a given CA (the peer's URI SAN is what
 //! the filter matches `principals` against), either static or served from a watched file
-//! (file-based LDS, how a control plane such as istiod pushes listener updates).
+//! (file-based LDS, how a control plane such as istiod pushes listener updates). The stats
+//! configuration adds the mesh's extra stat tag (`token`, the per-token counter's) as Istio does.
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,29 @@ pub const PLAIN_LISTENER: &str = "rfma_plain";
 pub const TLS_LISTENER: &str = "rfma_tls";
 /// Name of the upstream cluster.
 pub const HTTPBIN_CLUSTER: &str = "httpbin";
+
+/// The stat tags the mesh's proxies extract beyond Istio's own: ProxyConfig `extraStatTags` on
+/// the gated workload (`demo/httpbin.yaml`). `token` is the per-token counter's tag (the filter
+/// defines `token=.=<name>;.;rfma_token_allowed_total`), so `/stats/prometheus` shows
+/// `rfma_token_allowed_total{token="<name>"}`.
+pub const EXTRA_STAT_TAGS: [&str; 1] = ["token"];
+
+/// The tag-extraction rule Istio 1.30 renders for one `extraStatTags` entry (its bootstrap
+/// template, `tools/packaging/common/envoy_bootstrap.json`): Envoy cuts the first group out of
+/// the stat name and takes the second as the tag's value.
+pub fn istio_extra_stat_tag(tag: &str) -> Value {
+    json!({ "regex": format!("({tag}=\\.=(.*?);\\.;)"), "tag_name": tag })
+}
+
+/// The bootstrap's `stats_config`: Envoy's default tags, plus the mesh's extra ones rendered as
+/// Istio renders them, so the sandbox and the end-to-end tests name stats as the mesh does.
+pub fn stats_config() -> Value {
+    let tags: Vec<Value> = EXTRA_STAT_TAGS
+        .iter()
+        .map(|tag| istio_extra_stat_tag(tag))
+        .collect();
+    json!({ "stats_tags": tags })
+}
 
 /// What Envoy does when the Wasm VM fails (a trap, or `on_configure` returning false).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +270,7 @@ pub fn render(spec: &BootstrapSpec) -> Value {
     let mut bootstrap = json!({
         "node": { "id": "istio-demo-sandbox", "cluster": "istio-demo" },
         "admin": { "address": socket_address(spec.admin_port) },
+        "stats_config": stats_config(),
         "static_resources": {
             "clusters": [{
                 "name": HTTPBIN_CLUSTER,
@@ -317,6 +342,10 @@ mod tests {
             8000
         );
         assert!(b.get("dynamic_resources").is_none());
+        assert_eq!(
+            b["stats_config"]["stats_tags"],
+            json!([{ "tag_name": "token", "regex": r"(token=\.=(.*?);\.;)" }])
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::json::{self, Value};
 use std::fmt;
 
 pub const DEFAULT_HEADER: &str = "x-rfma-token";
+/// The realm of the `WWW-Authenticate` challenge every 401 carries.
+pub const DEFAULT_REALM: &str = "istio-demo";
 pub const MAX_TOKENS: usize = 1024;
 /// Headers the access record prints (`filter/access-log-format.json`), the deny reply copies, or
 /// the proxy's tracer reads. As the token header, one of them would carry the token into the
@@ -18,6 +20,7 @@ pub const RESERVED_HEADERS: [&str; 4] =
 const MAX_NAME_LEN: usize = 63;
 const MAX_HEADER_NAME_LEN: usize = 128;
 const MAX_METHOD_LEN: usize = 32;
+const MAX_REALM_LEN: usize = 64;
 
 /// Whether the filter hands its decision to the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub struct BypassRule {
 pub struct Policy {
     /// The token header name, lower-cased (Envoy lower-cases header names).
     pub header: String,
+    /// The challenge's realm: printable ASCII without `"` or `\`, so it goes into a
+    /// quoted-string as is.
+    pub realm: String,
     /// `digests[i]` is the digest of `tokens[i]`; kept contiguous for the constant-time scan.
     pub digests: Vec<Digest>,
     pub tokens: Vec<TokenRule>,
@@ -112,11 +118,15 @@ pub fn parse(bytes: &[u8]) -> Result<Policy, ConfigError> {
     let value =
         json::parse(bytes).map_err(|e| error("configuration", format!("not valid JSON: {e}")))?;
     let root = Object::new("", &value)?;
-    root.only(&["header", "tokens", "bypass", "strip_header", "log"])?;
+    root.only(&["header", "realm", "tokens", "bypass", "strip_header", "log"])?;
 
     let header = match root.get("header") {
         None => DEFAULT_HEADER.to_owned(),
         Some(v) => header_name(&root.path("header"), v)?,
+    };
+    let realm = match root.get("realm") {
+        None => DEFAULT_REALM.to_owned(),
+        Some(v) => realm(&root.path("realm"), v)?,
     };
     let (digests, tokens, plain_text_tokens) = match root.get("tokens") {
         None => return Err(error("tokens", "required")),
@@ -140,6 +150,7 @@ pub fn parse(bytes: &[u8]) -> Result<Policy, ConfigError> {
     };
     Ok(Policy {
         header,
+        realm,
         digests,
         tokens,
         bypass,
@@ -277,6 +288,20 @@ fn header_name(path: &str, value: &Value) -> Result<String, ConfigError> {
         ));
     }
     Ok(name)
+}
+
+/// The realm goes into the challenge as `realm="<realm>"`: printable ASCII only, and neither of
+/// the two characters a quoted-string would need to escape.
+fn realm(path: &str, value: &Value) -> Result<String, ConfigError> {
+    let realm = string(path, value)?;
+    let printable = |b: u8| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\';
+    if realm.is_empty() || realm.len() > MAX_REALM_LEN || !realm.bytes().all(printable) {
+        return Err(error(
+            path,
+            format!("expected 1-{MAX_REALM_LEN} printable ASCII characters without '\"' or '\\'"),
+        ));
+    }
+    Ok(realm.to_owned())
 }
 
 fn token_list(
@@ -561,6 +586,7 @@ mod tests {
     fn defaults_apply_when_fields_are_left_out() {
         let p = parse(br#"{"tokens":[{"name":"a","value":"x"}]}"#).unwrap();
         assert_eq!(p.header, DEFAULT_HEADER);
+        assert_eq!(p.realm, "istio-demo");
         assert!(p.strip_header);
         assert!(p.bypass.is_empty());
         assert_eq!(
@@ -574,6 +600,32 @@ mod tests {
         let none =
             parse(br#"{"tokens":[{"name":"a","value":"x"}],"log":{"sink":"none"}}"#).unwrap();
         assert!(!none.records(true) && !none.records(false));
+    }
+
+    const REALM_ERROR: &str =
+        "realm: expected 1-64 printable ASCII characters without '\"' or '\\'";
+
+    #[test]
+    fn the_realm_is_any_printable_ascii_a_quoted_string_takes_as_is() {
+        let realm = |r: &str| {
+            parse(format!(r#"{{"tokens":[{{"name":"a","value":"x"}}],"realm":{r}}}"#).as_bytes())
+                .map(|p| p.realm)
+        };
+        assert_eq!(realm(r#""payments api""#).unwrap(), "payments api");
+        assert_eq!(realm(r#"" ""#).unwrap(), " ");
+        let all: String = (b' '..=b'~')
+            .filter(|b| *b != b'"' && *b != b'\\')
+            .map(char::from)
+            .take(64)
+            .collect();
+        assert_eq!(all.len(), 64);
+        assert_eq!(realm(&format!("\"{all}\"")).unwrap(), all);
+        assert_eq!(
+            realm(&format!("\"{}\"", "r".repeat(65)))
+                .unwrap_err()
+                .to_string(),
+            REALM_ERROR
+        );
     }
 
     #[test]
@@ -623,7 +675,7 @@ mod tests {
             (r#"{"tokens": {}}"#.into(), "tokens: expected an array, got an object"),
             (r#"{"tokens": []}"#.into(), "tokens: expected 1 to 1024 entries, got 0"),
             (r#"{"tokens": ["x"]}"#.into(), "tokens[0]: expected an object, got a string"),
-            (t(r#","extra":1"#), "extra: unknown field (expected one of: header, tokens, bypass, strip_header, log)"),
+            (t(r#","extra":1"#), "extra: unknown field (expected one of: header, realm, tokens, bypass, strip_header, log)"),
             (r#"{"tokens":[{"value":"x"}]}"#.into(), "tokens[0].name: required"),
             (r#"{"tokens":[{"name":"A","value":"x"}]}"#.into(), "tokens[0].name: expected 1-63 characters of [a-z0-9._-]"),
             (r#"{"tokens":[{"name":"","value":"x"}]}"#.into(), "tokens[0].name: expected 1-63 characters of [a-z0-9._-]"),
@@ -715,6 +767,14 @@ mod tests {
                 t(r#","bypass":[{"path_prefix":"/a","method":["GET"]}]"#),
                 "bypass[0].method: unknown field (expected one of: path_prefix, methods)",
             ),
+            (t(r#","realm":"""#), REALM_ERROR),
+            (t(r#","realm":7"#), "realm: expected a string, got a number"),
+            (t(r#","realm":"a\"b""#), REALM_ERROR),
+            (t(r#","realm":"a\\b""#), REALM_ERROR),
+            (t(r#","realm":"tab\there""#), REALM_ERROR),
+            (t(r#","realm":"caf\u00e9""#), REALM_ERROR),
+            (t(r#","realm":"line\nbreak""#), REALM_ERROR),
+            (t(&format!(r#","realm":"{}""#, "r".repeat(65))), REALM_ERROR),
             (t(r#","strip_header":"yes""#), "strip_header: expected true or false, got a string"),
             (t(r#","log":[]"#), "log: expected an object, got an array"),
             (t(r#","log":{"sink":"stdout"}"#), "log.sink: expected one of: filter_state, none"),
@@ -734,7 +794,7 @@ mod tests {
         // Found by the `config` fuzz target: the key was copied raw into the log line.
         assert_eq!(
             err("{\"a\\nb\\u0000\\u2028\":1}"),
-            "a\\nb\\u{0}\\u{2028}: unknown field (expected one of: header, tokens, bypass, strip_header, log)"
+            "a\\nb\\u{0}\\u{2028}: unknown field (expected one of: header, realm, tokens, bypass, strip_header, log)"
         );
         assert_eq!(
             err(r#"{"tokens":[{"name":"a","value":"x","k\r":1}]}"#),
@@ -743,7 +803,7 @@ mod tests {
         // Found by the `config` fuzz target: an empty key gave an empty field.
         assert_eq!(
             err(r#"{"":1}"#),
-            r#""": unknown field (expected one of: header, tokens, bypass, strip_header, log)"#
+            r#""": unknown field (expected one of: header, realm, tokens, bypass, strip_header, log)"#
         );
         assert_eq!(
             err(r#"{"tokens":[{"name":"a","value":"x"}],"log":{"":true}}"#),

@@ -12,13 +12,28 @@ use crate::host::{self, HeaderMap, LogLevel};
 use crate::response::{self, COUNTERS};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The plain-text warning is logged once per VM, not once per configuration push.
 static PLAIN_TEXT_WARNED: AtomicBool = AtomicBool::new(false);
 
-type Counters = [u32; COUNTERS.len()];
+thread_local! {
+    /// Every counter this VM defined, by name. A configuration push gets a new root context
+    /// but the same VM: names it keeps keep their ids, and only new names are defined.
+    static COUNTER_IDS: RefCell<BTreeMap<String, u32>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The ids of one configuration's counters.
+#[derive(Debug)]
+struct Counters {
+    /// By [`response::counter_index`].
+    decisions: [u32; COUNTERS.len()],
+    /// `tokens[i]` counts the requests `Policy::tokens[i]` allowed.
+    tokens: Vec<u32>,
+}
 
 pub fn register() {
     proxy_wasm::set_root_context(|_| Box::new(GateRoot::default()));
@@ -54,16 +69,14 @@ impl RootContext for GateRoot {
                 return false;
             }
         };
-        if self.counters.is_none() {
-            match define_counters() {
-                Ok(ids) => self.counters = Some(Rc::new(ids)),
-                Err(e) => {
-                    let _ = host::log(
-                        LogLevel::Error,
-                        format!("rfma: cannot define counters (host status {})", e.0).as_bytes(),
-                    );
-                    return false;
-                }
+        match define_counters(&policy) {
+            Ok(ids) => self.counters = Some(Rc::new(ids)),
+            Err(e) => {
+                let _ = host::log(
+                    LogLevel::Error,
+                    format!("rfma: cannot define counters (host status {})", e.0).as_bytes(),
+                );
+                return false;
             }
         }
         if policy.plain_text_tokens > 0 && !PLAIN_TEXT_WARNED.swap(true, Ordering::Relaxed) {
@@ -92,12 +105,39 @@ impl RootContext for GateRoot {
     }
 }
 
-fn define_counters() -> Result<Counters, host::HostError> {
-    let mut ids = [0u32; COUNTERS.len()];
-    for (id, name) in ids.iter_mut().zip(COUNTERS) {
-        *id = host::define_counter(name)?;
+/// The decision counters and one counter per configured token, all defined before the
+/// configuration serves.
+fn define_counters(policy: &Policy) -> Result<Counters, host::HostError> {
+    let mut decisions = [0u32; COUNTERS.len()];
+    for (id, name) in decisions.iter_mut().zip(COUNTERS) {
+        *id = counter_id(name)?;
     }
-    Ok(ids)
+    let tokens = policy
+        .tokens
+        .iter()
+        .map(|token| counter_id(&response::token_counter_name(&token.name)))
+        .collect::<Result<_, _>>()?;
+    Ok(Counters { decisions, tokens })
+}
+
+/// The id of the counter `name`, defined on first use in this VM.
+fn counter_id(name: &str) -> Result<u32, host::HostError> {
+    // Not re-entered (nothing below calls back), so the borrow is always free; if it were not,
+    // defining the counter again would still be correct, only not deduplicated.
+    let known = COUNTER_IDS
+        .try_with(|ids| ids.try_borrow().ok().and_then(|ids| ids.get(name).copied()))
+        .ok()
+        .flatten();
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    let id = host::define_counter(name)?;
+    let _ = COUNTER_IDS.try_with(|ids| {
+        if let Ok(mut ids) = ids.try_borrow_mut() {
+            ids.insert(name.to_owned(), id);
+        }
+    });
+    Ok(id)
 }
 
 struct GateStream {
@@ -172,12 +212,15 @@ impl GateStream {
         authority: Option<&[u8]>,
         policy: Option<&Policy>,
     ) -> Action {
-        if let Some(id) = self
-            .counters
-            .as_deref()
-            .and_then(|ids| ids.get(response::counter_index(decision)))
-        {
-            let _ = host::increment_counter(*id);
+        if let Some(counters) = self.counters.as_deref() {
+            if let Some(id) = counters.decisions.get(response::counter_index(decision)) {
+                let _ = host::increment_counter(*id);
+            }
+            if let Decision::Allow { token } = decision
+                && let Some(id) = counters.tokens.get(token)
+            {
+                let _ = host::increment_counter(*id);
+            }
         }
         if let Some(policy) = policy.filter(|p| p.records(decision.is_allowed())) {
             let token_name = match decision {
@@ -196,10 +239,17 @@ impl GateStream {
             return Action::Continue;
         };
         let body = response::deny_body(reason, request_id);
-        let content_type = [("content-type", "application/json")];
-        if host::send_local_response(reason.status(), reason.details(), &content_type, &body)
-            .is_err()
-        {
+        let challenge = policy.and_then(|p| response::challenge(&p.realm, &p.header, reason));
+        const CONTENT_TYPE: (&str, &str) = ("content-type", "application/json");
+        let with_challenge;
+        let headers: &[(&str, &str)] = match challenge.as_deref() {
+            Some(challenge) => {
+                with_challenge = [CONTENT_TYPE, ("www-authenticate", challenge)];
+                &with_challenge
+            }
+            None => &[CONTENT_TYPE],
+        };
+        if host::send_local_response(reason.status(), reason.details(), headers, &body).is_err() {
             let _ = host::log(LogLevel::Error, b"rfma: the proxy refused the deny reply");
         }
         Action::Pause

@@ -14,6 +14,33 @@ pub fn deny_body(reason: Reason, request_id: Option<&[u8]>) -> Vec<u8> {
     body
 }
 
+/// The auth-scheme of the challenge.
+pub const CHALLENGE_SCHEME: &str = "RFMA-Token";
+
+/// The `WWW-Authenticate` value of a 401 (RFC 9110 §11.6.1 requires one):
+/// `RFMA-Token realm="<realm>", header="<header>"`, plus `, error="<reason>"` when the reason
+/// says more than "no token" (a token used outside its validity window). `None` for every
+/// other status. Built from the configuration and the reason code alone, never from the
+/// request: the realm is checked to need no escaping, the header name is HTTP token characters.
+pub fn challenge(realm: &str, header: &str, reason: Reason) -> Option<String> {
+    if reason.status() != 401 {
+        return None;
+    }
+    let mut out = String::with_capacity(64);
+    out.push_str(CHALLENGE_SCHEME);
+    out.push_str(" realm=\"");
+    out.push_str(realm);
+    out.push_str("\", header=\"");
+    out.push_str(header);
+    out.push('"');
+    if reason != Reason::MissingToken {
+        out.push_str(", error=\"");
+        out.push_str(reason.code());
+        out.push('"');
+    }
+    Some(out)
+}
+
 /// Appends `bytes` as a JSON string: quotes, backslashes and control characters escaped,
 /// invalid UTF-8 replaced by U+FFFD, so the body is valid JSON whatever the client sent.
 pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -51,6 +78,39 @@ pub const COUNTERS: [&str; 7] = [
     "rfma_denied_internal_error_total",
 ];
 
+/// The per-token counter: how many requests each configured token allowed. In Prometheus it is
+/// `rfma_token_allowed_total{token="<name>"}`, one series per name rather than one metric per name.
+pub const TOKEN_ALLOWED_COUNTER: &str = "rfma_token_allowed_total";
+/// The tag (Prometheus label) that carries the token's name.
+pub const TOKEN_TAG: &str = "token";
+
+/// The metric name the filter defines for the token `name`: `token=.=<name>;.;rfma_token_allowed_total`.
+///
+/// A Proxy-Wasm metric has a name and no tags; the tag is spelt into the name in Istio's
+/// encoding (`<tag>=.=<value>;.;`), and a tag-extraction rule in the proxy's bootstrap takes it
+/// out again. Istio 1.30 renders that rule for every tag listed in ProxyConfig `extraStatTags`
+/// (`(<tag>=\.=(.*?);\.;)`: the first group is cut from the name, the second is the value), so
+/// `extraStatTags: [token]` is all the mesh needs; the harness's bootstrap has the same rule.
+/// Envoy files the metric as `wasmcustom.<name>`; with the tag cut out that is
+/// `wasmcustom.rfma_token_allowed_total`, which `/stats/prometheus` prints without the
+/// `wasmcustom.` namespace. Token names (`[a-z0-9._-]`) hold neither `;` nor `=`, so the value
+/// ends where the name does.
+pub fn token_counter_name(name: &str) -> String {
+    let mut out = String::with_capacity(
+        TOKEN_TAG
+            .len()
+            .saturating_add(name.len())
+            .saturating_add(TOKEN_ALLOWED_COUNTER.len())
+            .saturating_add(6),
+    );
+    out.push_str(TOKEN_TAG);
+    out.push_str("=.=");
+    out.push_str(name);
+    out.push_str(";.;");
+    out.push_str(TOKEN_ALLOWED_COUNTER);
+    out
+}
+
 /// Which counter a decision increments.
 pub fn counter_index(decision: Decision) -> usize {
     match decision {
@@ -85,6 +145,27 @@ mod tests {
     }
 
     #[test]
+    fn every_401_carries_the_challenge_and_no_other_status_does() {
+        for reason in Reason::ALL {
+            let challenge = challenge("istio-demo", "x-rfma-token", reason);
+            match reason {
+                Reason::MissingToken => assert_eq!(
+                    challenge.as_deref(),
+                    Some(r#"RFMA-Token realm="istio-demo", header="x-rfma-token""#)
+                ),
+                _ => {
+                    assert_ne!(reason.status(), 401, "{reason:?}");
+                    assert_eq!(challenge, None, "{reason:?}");
+                }
+            }
+        }
+        assert_eq!(
+            challenge("payments api", "x-key", Reason::MissingToken).as_deref(),
+            Some(r#"RFMA-Token realm="payments api", header="x-key""#)
+        );
+    }
+
+    #[test]
     fn request_ids_are_escaped_into_valid_json() {
         let cases: [(&[u8], &str); 5] = [
             (b"plain-id", r#""plain-id""#),
@@ -98,6 +179,18 @@ mod tests {
             push_string(&mut out, raw);
             assert_eq!(String::from_utf8(out).unwrap(), want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_token_counter_spells_its_tag_in_istios_encoding() {
+        assert_eq!(
+            token_counter_name("sleep"),
+            "token=.=sleep;.;rfma_token_allowed_total"
+        );
+        assert_eq!(
+            token_counter_name("a.b-c_9"),
+            "token=.=a.b-c_9;.;rfma_token_allowed_total"
+        );
     }
 
     #[test]

@@ -96,6 +96,13 @@ rejects! {
     bypass_method_with_space: with("bypass", json!([{"path_prefix": "/s/", "methods": ["GET", "GE T"]}])) => "bypass[0].methods[1]";
     bypass_methods_empty: with("bypass", json!([{"path_prefix": "/s/", "methods": []}])) => "bypass[0].methods";
     bypass_unknown_field: with("bypass", json!([{"path_prefix": "/s/", "prefix": "/t"}])) => "bypass[0].prefix";
+    realm_empty: with("realm", json!("")) => "realm";
+    realm_too_long: with("realm", json!("r".repeat(65))) => "realm";
+    realm_with_a_quote: with("realm", json!("a\"b")) => "realm";
+    realm_with_a_backslash: with("realm", json!("a\\b")) => "realm";
+    realm_not_ascii: with("realm", json!("caf\u{e9}")) => "realm";
+    realm_with_a_control_character: with("realm", json!("a\nb")) => "realm";
+    realm_not_a_string: with("realm", json!(["istio-demo"])) => "realm";
     strip_header_not_a_boolean: with("strip_header", json!("yes")) => "strip_header";
     log_sink_unknown: with("log", json!({"sink": "stdout"})) => "log.sink";
     log_unknown_field: with("log", json!({"sink": "both", "level": "info"})) => "log.level";

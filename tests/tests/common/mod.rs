@@ -65,6 +65,12 @@ pub const COUNTERS: [&str; 7] = [
     "rfma_denied_internal_error_total",
 ];
 
+/// The per-token counter of `name` as the module defines it: the tag in Istio's encoding
+/// (`token=.=<name>;.;`), then the metric (written out here, not taken from the filter).
+pub fn token_counter(name: &str) -> String {
+    format!("token=.={name};.;rfma_token_allowed_total")
+}
+
 /// The demo tokens of the test configuration (obviously not secrets).
 pub const SLEEP_TOKEN: &str = "sleep-demo-token-0001";
 pub const LEGACY_TOKEN: &str = "test1";

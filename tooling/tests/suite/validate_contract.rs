@@ -457,3 +457,133 @@ fn the_dashboard_queries_every_counter_through_one_prefix_variable() {
             .any(|v| v["name"] == "metric_prefix" && v["type"] == "constant")
     );
 }
+
+/// The per-token counter reaches the mesh's Prometheus as `rfma_token_allowed_total{token="<name>"}`:
+/// the gated workload's ProxyConfig (the `proxy.istio.io/config` annotation, which the injector
+/// validates) lists `token` in `extraStatTags` and nothing else; the rule Istio 1.30.3's
+/// bootstrap template renders for that entry, applied as Envoy applies a tag extractor (the first
+/// group is cut from the name, the second is the value), turns every name the filter defines for
+/// the WasmPlugin's tokens into that one metric and the token's name; the harness's bootstrap
+/// renders the same rule, so the end-to-end suite (`e2e_lifecycle_tokens`) proves it in Envoy.
+#[test]
+fn the_gated_workloads_stat_tag_extracts_the_token_from_every_per_token_counter() {
+    use rfma_filter::response::{COUNTERS, TOKEN_ALLOWED_COUNTER, TOKEN_TAG, token_counter_name};
+
+    let plugin = yaml("istio/wasm/wasmplugin/wasmplugin.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "WasmPlugin")
+        .unwrap();
+    let selector = plugin["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let gated: Vec<Value> = yaml("demo/httpbin.yaml")
+        .into_iter()
+        .filter(|d| {
+            let labels = &d["spec"]["template"]["metadata"]["labels"];
+            d["kind"] == "Deployment" && selector.iter().all(|(k, v)| labels[k] == *v)
+        })
+        .collect();
+    assert_eq!(gated.len(), 1, "the WasmPlugin selects httpbin's pods");
+    let annotation = gated[0]
+        .pointer("/spec/template/metadata/annotations/proxy.istio.io~1config")
+        .and_then(Value::as_str)
+        .expect("httpbin's pod template has a proxy.istio.io/config annotation");
+    let proxy_config: Value = serde_yaml_ng::from_str(annotation).unwrap();
+    // Least privilege: the annotation adds the tag and changes nothing else of the proxy.
+    assert_eq!(proxy_config, json!({ "extraStatTags": [TOKEN_TAG] }));
+    assert_eq!(
+        envoy_harness::bootstrap::EXTRA_STAT_TAGS,
+        [TOKEN_TAG],
+        "the harness extracts the tags the mesh does"
+    );
+    // Not mesh-wide: no other proxy gets the rule.
+    let istiod = yaml("istio/system/istiod.yaml");
+    assert!(
+        istiod[0]
+            .pointer("/spec/values/meshConfig/defaultConfig/extraStatTags")
+            .is_none()
+    );
+
+    // Istio 1.30.3, tools/packaging/common/envoy_bootstrap.json, one entry of `.extraStatTags`.
+    const TEMPLATE: &str = r#"{"regex": "({{ $tag }}=\\.=(.*?);\\.;)", "tag_name": "{{ $tag }}"}"#;
+    let rule: Value = serde_json::from_str(&TEMPLATE.replace("{{ $tag }}", TOKEN_TAG)).unwrap();
+    assert_eq!(
+        envoy_harness::bootstrap::istio_extra_stat_tag(TOKEN_TAG),
+        rule
+    );
+    // The rule's regex is `(token=\.=(.*?);\.;)`: its leftmost match starts at the first
+    // `token=.=` and, `.*?` being lazy, ends at the first `;.;` after it. That is Envoy's
+    // extraction here, written out (the e2e suite runs the regex itself in Envoy).
+    let pattern = rule["regex"].as_str().unwrap();
+    assert_eq!(pattern, format!(r"({TOKEN_TAG}=\.=(.*?);\.;)"));
+    let opening = format!("{TOKEN_TAG}=.=");
+    let extract = |stat: &str| -> Option<(String, String)> {
+        let start = stat.find(&opening)?;
+        let value_start = start + opening.len();
+        let value_len = stat[value_start..].find(";.;")?;
+        let end = value_start + value_len + ";.;".len();
+        assert!(regexp_matches(pattern, stat), "{stat}");
+        let name = format!("{}{}", &stat[..start], &stat[end..]);
+        Some((name, stat[value_start..value_start + value_len].to_owned()))
+    };
+
+    let mut names: Vec<String> = plugin["spec"]["pluginConfig"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"sleep".to_owned()), "{names:?}");
+    // And the edges of what a name may be: [a-z0-9._-], 1 to 63 characters.
+    names.extend(["a", "v2.1", "-_.", "token", "rfma_token_allowed_total"].map(str::to_owned));
+    names.push("z".repeat(63));
+    for name in &names {
+        // Envoy files a Wasm metric under its `wasmcustom` namespace, and Istio's stats matcher
+        // always includes the prefix `wasm` (requiredEnvoyStatsMatcherInclusionPrefixes).
+        let stat = format!("wasmcustom.{}", token_counter_name(name));
+        assert!(stat.starts_with("wasm"));
+        assert_eq!(
+            extract(&stat),
+            Some((
+                format!("wasmcustom.{TOKEN_ALLOWED_COUNTER}"),
+                name.to_owned()
+            )),
+            "{stat}"
+        );
+        // Istio's own unanchored rules leave the configured names alone.
+        if plugin["spec"]["pluginConfig"]["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == name.as_str())
+        {
+            for own in [
+                r"(cache\.(.+?)\.)",
+                r"(component\.(.+?)\.)",
+                r"(tag\.(.+?);\.)",
+                r"(wasm_filter\.(.+?)\.)",
+            ] {
+                assert!(!regexp_matches(own, &stat), "{own} matches {stat}");
+            }
+        }
+    }
+    // The Grafana dashboard reads the per-token counter by its label.
+    let dashboard: Value =
+        serde_json::from_str(&read("monitoring/dashboards/rfma-token-gate.json")).unwrap();
+    let wanted = format!("sum by ({TOKEN_TAG}) (rate(${{metric_prefix}}{TOKEN_ALLOWED_COUNTER}{{");
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(
+        panels
+            .iter()
+            .flat_map(|p| p["targets"].as_array().unwrap())
+            .any(|t| t["expr"].as_str().unwrap().starts_with(&wanted)),
+        "no panel queries {wanted}"
+    );
+    // The decision counters keep their names.
+    for counter in COUNTERS {
+        let stat = format!("wasmcustom.{counter}");
+        assert_eq!(extract(&stat), None, "{counter}");
+        assert!(!regexp_matches(pattern, &stat), "{counter}");
+    }
+}

@@ -1,0 +1,126 @@
+//! The `WWW-Authenticate` challenge on the compiled module: every 401 carries exactly one,
+//! naming the realm and the token header (RFC 9110 §15.5.2), and no other status does, whether
+//! the filter or the upstream answered.
+
+mod common;
+
+use common::{LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_TOKEN, config, host, host_with, sha256_hex};
+use rfma_tests::{Response, Status};
+use serde_json::json;
+
+const DEFAULT_CHALLENGE: &str = r#"RFMA-Token realm="istio-demo", header="x-rfma-token""#;
+
+/// The challenges the client got: every `www-authenticate` value of the response.
+fn challenges(r: &Response) -> Vec<String> {
+    r.client()
+        .unwrap_or_else(|| panic!("no response reached the client: {r:?}"))
+        .headers
+        .get_all("www-authenticate")
+}
+
+#[test]
+fn a_missing_or_blank_token_is_401_with_the_default_challenge() {
+    let mut host = host();
+    let mut plugin = host.plugin().unwrap();
+    for r in [
+        plugin.request().send(),
+        plugin.request().header("x-rfma-token", "").send(),
+        plugin.request().header("x-rfma-token", " \t ").send(),
+    ] {
+        assert_eq!(r.status(), Some(401), "{r:?}");
+        assert_eq!(challenges(&r), vec![DEFAULT_CHALLENGE], "{r:?}");
+        // The module set it on its local reply; nothing else added one.
+        assert_eq!(
+            r.local_reply().unwrap().headers.get_all("www-authenticate"),
+            vec![DEFAULT_CHALLENGE]
+        );
+    }
+}
+
+#[test]
+fn the_challenge_names_the_configured_realm_and_header() {
+    let mut cfg = config();
+    cfg["realm"] = json!("payments api");
+    cfg["header"] = json!("X-Api-Key");
+    let mut host = host_with(&cfg);
+    let r = host.plugin().unwrap().request().send();
+    assert_eq!(r.status(), Some(401));
+    assert_eq!(
+        challenges(&r),
+        vec![r#"RFMA-Token realm="payments api", header="x-api-key""#]
+    );
+}
+
+#[test]
+fn no_other_status_carries_a_challenge() {
+    let mut host = host();
+    let mut plugin = host.plugin().unwrap();
+    let cases = [
+        (
+            plugin
+                .request()
+                .header("x-rfma-token", LEGACY_TOKEN)
+                .header("x-rfma-token", LEGACY_TOKEN)
+                .send(),
+            400,
+        ),
+        (plugin.request().header("x-rfma-token", "nope").send(), 403),
+        (
+            plugin
+                .request()
+                .header("x-rfma-token", SLEEP_TOKEN)
+                .peer(OTHER_SPIFFE)
+                .send(),
+            403,
+        ),
+        (
+            plugin.request().header("x-rfma-token", LEGACY_TOKEN).send(),
+            200,
+        ),
+        (plugin.request().path("/status/200").send(), 200),
+        // The upstream's own answers pass as they are: the filter adds nothing to them.
+        (
+            plugin
+                .request()
+                .header("x-rfma-token", LEGACY_TOKEN)
+                .upstream_status(401)
+                .send(),
+            401,
+        ),
+        (
+            plugin
+                .request()
+                .path("/status/403")
+                .upstream_status(403)
+                .send(),
+            403,
+        ),
+    ];
+    for (r, status) in cases {
+        assert_eq!(r.status(), Some(status), "{r:?}");
+        assert_eq!(challenges(&r), Vec::<String>::new(), "{r:?}");
+    }
+    plugin
+        .host()
+        .inject_fault("proxy_get_header_map_pairs", Status::InternalFailure);
+    let r = plugin.request().send();
+    assert_eq!(r.status(), Some(500), "{r:?}");
+    assert_eq!(challenges(&r), Vec::<String>::new());
+}
+
+#[test]
+fn the_challenge_never_carries_a_token_or_a_digest() {
+    let mut cfg = config();
+    cfg["tokens"] = json!([{"name": "a", "sha256": sha256_hex(LEGACY_TOKEN)}]);
+    let mut host = host_with(&cfg);
+    let r = host
+        .plugin()
+        .unwrap()
+        .request()
+        .header("x-rfma-token", "  ")
+        .send();
+    let challenge = challenges(&r).join("\n");
+    assert_eq!(challenge, DEFAULT_CHALLENGE);
+    assert!(!challenge.contains(LEGACY_TOKEN));
+    assert!(!challenge.contains(&sha256_hex(LEGACY_TOKEN)[..8]));
+}
