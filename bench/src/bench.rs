@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     NoGate,
-    /// No gate, and the record's ECS fields as a plain line (see [`AccessLog::Plain`]).
-    NoGatePlainLog,
+    /// No gate, and another access-log format than the shipped one (see [`AccessLog`]).
+    NoGateLog(AccessLog),
     Rbac,
     Lua,
     /// The shipped filter; `bypass`: the requests hit a bypass rule instead of carrying a token.
@@ -37,7 +37,9 @@ pub struct Variant {
     pub kind: Kind,
 }
 
-/// The issue's five variants, in the order they alternate.
+/// The five variants every scenario compares, in the order they alternate. Each logs one
+/// record per request with the shipped format (`filter/access-log-format.json`), so what a
+/// gate adds over (a) is the gate alone.
 pub const STANDARD: [Variant; 5] = [
     Variant {
         key: "a",
@@ -56,7 +58,7 @@ pub const STANDARD: [Variant; 5] = [
     },
     Variant {
         key: "d",
-        label: "(d) rfma filter, record (filter_state) + strip",
+        label: "(d) rfma filter, sink filter_state + strip",
         kind: Kind::Filter {
             sink: Sink::FilterState,
             strip: true,
@@ -65,7 +67,7 @@ pub const STANDARD: [Variant; 5] = [
     },
     Variant {
         key: "e",
-        label: "(e) rfma filter, logging off (sink none)",
+        label: "(e) rfma filter, sink none + strip",
         kind: Kind::Filter {
             sink: Sink::None,
             strip: true,
@@ -74,16 +76,29 @@ pub const STANDARD: [Variant; 5] = [
     },
 ];
 
-/// Variants that split the filter's cost (`--profile`).
-pub const PROFILE: [Variant; 14] = [
+/// Variants that split the cost of an allowed HTTP/1.1 request: the record's format (no gate,
+/// [`RECORD_FORMATS`], which always run), and with `--profile` other filter configurations
+/// and probe modules (`probe.rs`) that each add one host call of the filter to an empty Wasm
+/// filter.
+pub const PROFILE: [Variant; 10] = [
     Variant {
         key: "p1",
         label: "(p1) no gate, plain ECS line (no CEL, no filter state)",
-        kind: Kind::NoGatePlainLog,
+        kind: Kind::NoGateLog(AccessLog::Plain),
     },
     Variant {
         key: "p2",
-        label: "(p2) rfma, sink none, no strip",
+        label: "(p2) no gate, shipped format without CEL",
+        kind: Kind::NoGateLog(AccessLog::NoCel),
+    },
+    Variant {
+        key: "p3",
+        label: "(p3) no gate, as (p2) without omit_empty_values",
+        kind: Kind::NoGateLog(AccessLog::NoCelKeepEmpty),
+    },
+    Variant {
+        key: "p4",
+        label: "(p4) rfma, sink none, no strip",
         kind: Kind::Filter {
             sink: Sink::None,
             strip: false,
@@ -91,8 +106,8 @@ pub const PROFILE: [Variant; 14] = [
         },
     },
     Variant {
-        key: "p3",
-        label: "(p3) rfma, record, bypass hit (no token)",
+        key: "p5",
+        label: "(p5) rfma, sink filter_state, bypass hit (no token)",
         kind: Kind::Filter {
             sink: Sink::FilterState,
             strip: true,
@@ -100,64 +115,93 @@ pub const PROFILE: [Variant; 14] = [
         },
     },
     Variant {
-        key: "p4",
-        label: "(p4) probe: empty Wasm filter",
+        key: "p6",
+        label: "(p6) probe: empty Wasm filter",
         kind: Kind::Probe(Probe::Empty),
     },
     Variant {
-        key: "p5",
-        label: "(p5) probe: empty + read header map",
+        key: "p7",
+        label: "(p7) probe: empty + read header map",
         kind: Kind::Probe(Probe::Headers),
     },
     Variant {
-        key: "p6",
-        label: "(p6) probe: empty + 3 get_property",
-        kind: Kind::Probe(Probe::Properties),
-    },
-    Variant {
-        key: "p7",
-        label: "(p7) probe: empty + set_property 400 B",
+        key: "p8",
+        label: "(p8) probe: empty + set_property rfma_decision",
         kind: Kind::Probe(Probe::SetProperty),
     },
     Variant {
-        key: "p8",
-        label: "(p8) probe: empty + 1 absent get_property",
-        kind: Kind::Probe(Probe::AbsentProperty),
-    },
-    // The SDK-shaped probes: a module built with the Rust SDK (as the filter is) exports
-    // every HTTP callback, so Envoy calls five more per request than for (p4). (p10)–(p14)
-    // each add one host call the filter makes to (p9).
-    Variant {
         key: "p9",
-        label: "(p9) probe: SDK-shaped empty (all callbacks)",
-        kind: Kind::Probe(Probe::Sdk),
+        label: "(p9) probe: empty + counter increment",
+        kind: Kind::Probe(Probe::Counter),
     },
     Variant {
         key: "p10",
-        label: "(p10) probe: SDK-shaped + clock",
-        kind: Kind::Probe(Probe::SdkClock),
-    },
-    Variant {
-        key: "p11",
-        label: "(p11) probe: SDK-shaped + counter increment",
-        kind: Kind::Probe(Probe::SdkCounter),
-    },
-    Variant {
-        key: "p12",
-        label: "(p12) probe: SDK-shaped + remove token header",
-        kind: Kind::Probe(Probe::SdkRemoveHeader),
-    },
-    Variant {
-        key: "p13",
-        label: "(p13) probe: SDK-shaped + get response :status",
-        kind: Kind::Probe(Probe::SdkResponseStatus),
-    },
-    Variant {
-        key: "p14",
-        label: "(p14) probe: SDK-shaped + 1 get_property",
-        kind: Kind::Probe(Probe::SdkProperty),
+        label: "(p10) probe: empty + remove token header",
+        kind: Kind::Probe(Probe::RemoveHeader),
     },
 ];
+
+/// The profiling variants that run without `--profile` too: the no-gate record formats, with
+/// which the report states what the record itself costs next to the targets.
+pub const RECORD_FORMATS: [&str; 3] = ["p1", "p2", "p3"];
+
+/// The variants of a run without `--variants`: (a)–(e) and the record formats, and with
+/// `profile` every profiling variant.
+pub fn default_variants(profile: bool) -> Vec<Variant> {
+    STANDARD
+        .iter()
+        .chain(
+            PROFILE
+                .iter()
+                .filter(|v| profile || RECORD_FORMATS.contains(&v.key)),
+        )
+        .copied()
+        .collect()
+}
+
+/// The one scenario the profiling variants run in.
+pub const PROFILE_SCENARIO: &str = "h1-allowed";
+
+/// The variant with this key.
+pub fn variant(key: &str) -> Option<Variant> {
+    STANDARD
+        .iter()
+        .chain(PROFILE.iter())
+        .copied()
+        .find(|v| v.key == key)
+}
+
+/// The variants named by `keys`, in the benchmark's order (`a`…`e`, `p1`…).
+pub fn select(keys: &[String]) -> Result<Vec<Variant>, String> {
+    if let Some(unknown) = keys.iter().find(|k| variant(k.trim()).is_none()) {
+        let known: Vec<&str> = STANDARD
+            .iter()
+            .chain(PROFILE.iter())
+            .map(|v| v.key)
+            .collect();
+        return Err(format!(
+            "unknown variant {unknown:?}; known: {}",
+            known.join(", ")
+        ));
+    }
+    Ok(STANDARD
+        .iter()
+        .chain(PROFILE.iter())
+        .copied()
+        .filter(|v| keys.iter().any(|k| k.trim() == v.key))
+        .collect())
+}
+
+/// Whether a variant runs in a scenario. The profiling variants split the cost of an allowed
+/// HTTP/1.1 request, so they run in [`PROFILE_SCENARIO`] only; RBAC and Lua have no bypass
+/// rule (every request of a bypass scenario would be a 403 that compares with nothing), so
+/// they do not run with bypass traffic.
+pub fn runs_in(v: &Variant, sc: &Scenario) -> bool {
+    if PROFILE.iter().any(|p| p.key == v.key) {
+        return sc.key == PROFILE_SCENARIO;
+    }
+    !(sc.mix == Mix::Bypass && matches!(v.kind, Kind::Rbac | Kind::Lua))
+}
 
 /// Which requests a scenario sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +210,8 @@ pub enum Mix {
     Allowed,
     /// Every request carries a wrong token.
     Denied,
+    /// Every request hits the filter's bypass rule (`GET /status/…`) and carries no token.
+    Bypass,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -175,7 +221,7 @@ pub struct Scenario {
     pub mix: Mix,
 }
 
-pub const SCENARIOS: [Scenario; 4] = [
+pub const SCENARIOS: [Scenario; 5] = [
     Scenario {
         key: "h1-allowed",
         protocol: Protocol::Http1,
@@ -195,6 +241,11 @@ pub const SCENARIOS: [Scenario; 4] = [
         key: "h2-denied",
         protocol: Protocol::Http2,
         mix: Mix::Denied,
+    },
+    Scenario {
+        key: "h1-bypass",
+        protocol: Protocol::Http1,
+        mix: Mix::Bypass,
     },
 ];
 
@@ -262,66 +313,64 @@ impl Run {
     }
 }
 
-/// The requests of a scenario for a variant: path, headers, and the status and filter
-/// decision each must get.
+/// The requests of a scenario for a variant: path, headers, and the status, counter and
+/// record each must get.
 pub(crate) struct Traffic {
     pub(crate) path: &'static str,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) status: u16,
     /// The counter each request increments (filter variants, and the counter probe).
     pub(crate) counter: Option<&'static str>,
-    /// `rfma.decision` in the record.
+    /// `rfma.decision` in the record: what the filter (sink `filter_state`) or the
+    /// set-property probe wrote to filter state; absent for every other variant.
     pub(crate) decision: Option<&'static str>,
 }
 
 pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
-    let token = match mix {
-        Mix::Allowed => TOKENS[0].1,
-        Mix::Denied => WRONG_TOKEN,
+    // The bypass-hit variant sends bypass traffic whatever the scenario.
+    let mix = match kind {
+        Kind::Filter { bypass: true, .. } => Mix::Bypass,
+        _ => mix,
     };
-    let headers = vec![(HEADER.to_owned(), token.to_owned())];
-    let gated = !matches!(kind, Kind::NoGate | Kind::NoGatePlainLog | Kind::Probe(_));
-    let status = if gated && mix == Mix::Denied {
-        403
-    } else {
-        200
+    let (path, token) = match mix {
+        Mix::Allowed => (PATH, Some(TOKENS[0].1)),
+        Mix::Denied => (PATH, Some(WRONG_TOKEN)),
+        Mix::Bypass => (BYPASS_PATH, None),
     };
-    match kind {
-        Kind::Filter { bypass: true, .. } => Traffic {
-            path: BYPASS_PATH,
-            headers: Vec::new(),
-            status: 200,
-            counter: Some("rfma_bypassed_total"),
-            decision: Some("bypass"),
-        },
-        Kind::Filter { sink, .. } => Traffic {
-            path: PATH,
-            headers,
-            status,
-            counter: Some(match mix {
-                Mix::Allowed => "rfma_allowed_total",
-                Mix::Denied => "rfma_denied_invalid_token_total",
-            }),
-            decision: (sink == Sink::FilterState).then_some(match mix {
-                Mix::Allowed => "allow",
-                Mix::Denied => "deny",
-            }),
-        },
-        // The probe's own counter: proof that its host call really ran on every request.
-        Kind::Probe(Probe::SdkCounter) => Traffic {
-            path: PATH,
-            headers,
-            status,
-            counter: Some(crate::probe::COUNTER),
-            decision: None,
-        },
-        _ => Traffic {
-            path: PATH,
-            headers,
-            status,
-            counter: None,
-            decision: None,
-        },
+    let headers = token
+        .map(|t| (HEADER.to_owned(), t.to_owned()))
+        .into_iter()
+        .collect();
+    let status = match (kind, mix) {
+        // A wrong token is a 403 for every gate; no token is one for the gates without a
+        // bypass rule.
+        (Kind::Rbac | Kind::Lua | Kind::Filter { .. }, Mix::Denied)
+        | (Kind::Rbac | Kind::Lua, Mix::Bypass) => 403,
+        _ => 200,
+    };
+    let (counter, decision) = match kind {
+        Kind::Filter { sink, .. } => {
+            let (counter, decision) = match mix {
+                Mix::Allowed => ("rfma_allowed_total", "allow"),
+                Mix::Denied => ("rfma_denied_invalid_token_total", "deny"),
+                Mix::Bypass => ("rfma_bypassed_total", "bypass"),
+            };
+            (
+                Some(counter),
+                (sink == Sink::FilterState).then_some(decision),
+            )
+        }
+        // The probes' own evidence that their host call really ran on every request.
+        Kind::Probe(Probe::Counter) => (Some(crate::probe::COUNTER), None),
+        Kind::Probe(Probe::SetProperty) => (None, Some(crate::probe::PROPERTY_VALUE)),
+        _ => (None, None),
+    };
+    Traffic {
+        path,
+        headers,
+        status,
+        counter,
+        decision,
     }
 }
 
@@ -330,7 +379,7 @@ pub(crate) fn traffic(kind: Kind, mix: Mix) -> Traffic {
 pub(crate) fn gate(wasm: &Path, kind: Kind, dir: &Path) -> Result<(Gate, AccessLog), String> {
     Ok(match kind {
         Kind::NoGate => (Gate::None, AccessLog::Shipped),
-        Kind::NoGatePlainLog => (Gate::None, AccessLog::Plain),
+        Kind::NoGateLog(log) => (Gate::None, log),
         Kind::Rbac => (Gate::Rbac, AccessLog::Shipped),
         Kind::Lua => (Gate::Lua, AccessLog::Shipped),
         Kind::Filter { sink, strip, .. } => (
@@ -445,7 +494,7 @@ pub fn run_one(setup: &Setup, round: u32, sc: Scenario, v: Variant) -> Result<Ru
     envoy
         .wait_access_log_lines(after.get("completed"), after.get("total") + SLACK)
         .map_err(context)?;
-    check_access_log(&access_log, log, &t).map_err(context)?;
+    check_access_log(&access_log, &t).map_err(context)?;
     drop(envoy);
     Ok(Run {
         round,
@@ -500,11 +549,12 @@ fn check_counters(delta: &Counters, t: &Traffic) -> Result<(), String> {
     Ok(())
 }
 
-/// Every line is a JSON object; the filter's records carry the expected decision and status
-/// (but for requests cut off by the load generator, which have no status); no token appears.
-pub(crate) fn check_access_log(path: &Path, log: AccessLog, t: &Traffic) -> Result<(), String> {
+/// Every line is a JSON object with the expected status and `rfma.decision` (the filter's
+/// value in filter state, absent for variants that write none), but for requests cut off by
+/// the load generator, which have status 0 (no response); no token, right or wrong, appears.
+pub(crate) fn check_access_log(path: &Path, t: &Traffic) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for (_, token) in TOKENS {
+    for token in TOKENS.iter().map(|(_, token)| *token).chain([WRONG_TOKEN]) {
         if text.contains(token) {
             return Err(format!(
                 "a token appears in the access log {}",
@@ -516,21 +566,19 @@ pub(crate) fn check_access_log(path: &Path, log: AccessLog, t: &Traffic) -> Resu
     for line in text.lines() {
         let record: Value = serde_json::from_str(line)
             .map_err(|e| format!("access log line is not JSON ({e}): {line:?}"))?;
-        if log == AccessLog::Shipped {
-            let decision = record["rfma"]["decision"].as_str();
-            let status = record["http"]["response"]["status_code"].as_u64();
-            if status.is_none() && decision == t.decision {
-                cut_off += 1;
-            } else if decision != t.decision || status != Some(u64::from(t.status)) {
-                return Err(format!(
-                    "record has decision {decision:?} and status {status:?}, expected {:?} and {}: {line}",
-                    t.decision, t.status
-                ));
-            }
+        let decision = record["rfma"]["decision"].as_str();
+        let status = record["http"]["response"]["status_code"].as_u64();
+        if status == Some(0) && decision == t.decision {
+            cut_off += 1;
+        } else if decision != t.decision || status != Some(u64::from(t.status)) {
+            return Err(format!(
+                "record has decision {decision:?} and status {status:?}, expected {:?} and {}: {line}",
+                t.decision, t.status
+            ));
         }
     }
     if cut_off > SLACK {
-        return Err(format!("{cut_off} records without a status"));
+        return Err(format!("{cut_off} records without a response (status 0)"));
     }
     Ok(())
 }
@@ -572,13 +620,189 @@ mod tests {
     #[test]
     fn traffic_expectations() {
         let d = STANDARD[3].kind;
-        assert_eq!(traffic(d, Mix::Allowed).status, 200);
+        let allowed = traffic(d, Mix::Allowed);
+        assert_eq!(
+            (allowed.status, allowed.counter, allowed.decision),
+            (200, Some("rfma_allowed_total"), Some("allow"))
+        );
         let denied = traffic(d, Mix::Denied);
         assert_eq!((denied.status, denied.decision), (403, Some("deny")));
-        assert_eq!(traffic(Kind::NoGate, Mix::Denied).status, 200);
-        assert_eq!(traffic(Kind::Rbac, Mix::Denied).status, 403);
-        let bypass = traffic(PROFILE[2].kind, Mix::Allowed);
+        let bypass = traffic(d, Mix::Bypass);
         assert!(bypass.path.starts_with(BYPASS_PREFIX) && bypass.headers.is_empty());
+        assert_eq!(
+            (bypass.status, bypass.counter, bypass.decision),
+            (200, Some("rfma_bypassed_total"), Some("bypass"))
+        );
+        // Sink none: the filter decides and counts, but writes nothing for the record.
+        let e = traffic(STANDARD[4].kind, Mix::Denied);
+        assert_eq!((e.status, e.decision), (403, None));
+        assert_eq!(traffic(Kind::NoGate, Mix::Denied).status, 200);
+        assert_eq!(
+            traffic(Kind::NoGateLog(AccessLog::Plain), Mix::Bypass).status,
+            200
+        );
+        assert_eq!(traffic(Kind::Rbac, Mix::Denied).status, 403);
+        assert_eq!(traffic(Kind::Lua, Mix::Bypass).status, 403);
+        // The bypass-hit variant sends bypass traffic in any scenario.
+        let p5 = variant("p5").unwrap();
+        let hit = traffic(p5.kind, Mix::Allowed);
+        assert!(hit.path.starts_with(BYPASS_PREFIX) && hit.headers.is_empty());
+        assert_eq!(hit.decision, Some("bypass"));
+        // The probes prove their host call: the counter by its counter, the write by the
+        // record.
+        assert_eq!(
+            traffic(Kind::Probe(Probe::Counter), Mix::Allowed).counter,
+            Some(crate::probe::COUNTER)
+        );
+        assert_eq!(
+            traffic(Kind::Probe(Probe::SetProperty), Mix::Allowed).decision,
+            Some("allow")
+        );
+        assert_eq!(
+            traffic(Kind::Probe(Probe::Empty), Mix::Allowed).decision,
+            None
+        );
+    }
+
+    #[test]
+    fn variants_are_selected_by_key_in_the_benchmarks_order() {
+        let keys: Vec<String> = ["p1", "e", "a", "d", "c"].map(String::from).to_vec();
+        let chosen: Vec<&str> = select(&keys).unwrap().iter().map(|v| v.key).collect();
+        assert_eq!(chosen, ["a", "c", "d", "e", "p1"]);
+        let e = select(&["x".to_owned()]).unwrap_err();
+        assert!(
+            e.contains("unknown variant \"x\"") && e.contains("p8"),
+            "{e}"
+        );
+        let keys: Vec<&str> = STANDARD
+            .iter()
+            .chain(PROFILE.iter())
+            .map(|v| v.key)
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert!(!keys[..i].contains(k), "{k} twice");
+        }
+    }
+
+    #[test]
+    fn the_record_formats_run_by_default_the_other_profiling_variants_with_profile() {
+        let keys =
+            |profile| -> Vec<&str> { default_variants(profile).iter().map(|v| v.key).collect() };
+        assert_eq!(keys(false), ["a", "b", "c", "d", "e", "p1", "p2", "p3"]);
+        assert_eq!(keys(true).len(), STANDARD.len() + PROFILE.len());
+        for k in RECORD_FORMATS {
+            assert!(
+                matches!(variant(k).unwrap().kind, Kind::NoGateLog(_)),
+                "{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn profiling_variants_run_with_allowed_http1_only_and_no_bypass_for_rbac_or_lua() {
+        let sc = |k: &str| scenario(k).unwrap();
+        for p in PROFILE {
+            assert!(runs_in(&p, &sc("h1-allowed")), "{}", p.key);
+            assert!(!runs_in(&p, &sc("h1-denied")) && !runs_in(&p, &sc("h2-allowed")));
+        }
+        for v in STANDARD {
+            assert!(runs_in(&v, &sc("h1-denied")) && runs_in(&v, &sc("h2-allowed")));
+        }
+        let bypass: Vec<&str> = STANDARD
+            .iter()
+            .filter(|v| runs_in(v, &sc("h1-bypass")))
+            .map(|v| v.key)
+            .collect();
+        assert_eq!(bypass, ["a", "d", "e"]);
+    }
+
+    /// Lines as Envoy writes them with the shipped format (`omit_empty_values`: no
+    /// `rfma.decision` without filter state).
+    #[test]
+    fn access_log_check_reads_decision_and_status_of_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let check = |lines: &[&str], t: &Traffic| {
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+            check_access_log(&path, t)
+        };
+        let allow = r#"{"http":{"response":{"status_code":200}},"rfma":{"decision":"allow","token":{"name":"alpha"}}}"#;
+        let plain = r#"{"http":{"response":{"status_code":200}},"url":{"domain":"127.0.0.1"}}"#;
+        let gone = r#"{"http":{"response":{"status_code":0}},"rfma":{"decision":"allow"}}"#;
+        let d = traffic(STANDARD[3].kind, Mix::Allowed);
+        let a = traffic(Kind::NoGate, Mix::Allowed);
+        assert!(check(&[allow, allow, gone], &d).is_ok());
+        assert!(check(&[plain], &a).is_ok());
+        // A record without the decision for (d), or with one for (a), is wrong.
+        assert!(check(&[allow, plain], &d).is_err());
+        assert!(check(&[allow], &a).is_err());
+        // A cut-off request of (a) has no decision either.
+        let a_gone = r#"{"http":{"response":{"status_code":0}}}"#;
+        assert!(check(&[plain, a_gone], &a).is_ok());
+        let rbac = traffic(Kind::Rbac, Mix::Denied);
+        assert!(
+            check(&[plain], &rbac)
+                .unwrap_err()
+                .contains("expected None and 403")
+        );
+        assert!(check(&["not json"], &a).unwrap_err().contains("not JSON"));
+        let leaked =
+            format!(r#"{{"http":{{"response":{{"status_code":200}}}},"x":"{WRONG_TOKEN}"}}"#);
+        assert!(
+            check(&[&leaked], &a)
+                .unwrap_err()
+                .contains("a token appears")
+        );
+    }
+
+    /// (p1)–(p3) log the same facts as the shipped format, each leaving out one more part:
+    /// the CEL values, then `omit_empty_values`, then the filter-state values; nothing else
+    /// changes.
+    #[test]
+    fn the_format_variants_each_leave_out_one_more_part_of_the_shipped_one() {
+        let shipped = rig::log_format(AccessLog::Shipped);
+        assert_eq!(shipped, envoy_harness::bootstrap::record_log_format());
+        assert_eq!(shipped["omit_empty_values"], true);
+        let text = |log| rig::log_format(log)["json_format"].to_string();
+        assert!(text(AccessLog::Shipped).contains("%CEL("));
+        let no_cel = rig::log_format(AccessLog::NoCel);
+        assert_eq!(no_cel["omit_empty_values"], true);
+        assert!(!text(AccessLog::NoCel).contains("%CEL("));
+        assert!(text(AccessLog::NoCel).contains("%FILTER_STATE("));
+        let f = &no_cel["json_format"];
+        assert_eq!(f["event"]["outcome"], "%RESPONSE_CODE%");
+        assert_eq!(f["http"]["version"], "%PROTOCOL%");
+        assert_eq!(f["url"]["query"], "%REQ(:PATH)%");
+        assert_eq!(f["url"]["path"], shipped["json_format"]["url"]["path"]);
+        let keep_empty = rig::log_format(AccessLog::NoCelKeepEmpty);
+        assert_eq!(keep_empty["json_format"], no_cel["json_format"]);
+        assert!(keep_empty.get("omit_empty_values").is_none());
+        let plain = rig::log_format(AccessLog::Plain);
+        assert!(plain.get("omit_empty_values").is_none());
+        assert!(!text(AccessLog::Plain).contains("%FILTER_STATE("));
+        let p = &plain["json_format"];
+        assert!(p["rfma"].get("decision").is_none() && p["url"].get("domain").is_none());
+        assert_eq!(p["event"]["outcome"], "%RESPONSE_CODE%");
+        let bootstrap = rig::bootstrap(&rig::Gate::None, AccessLog::Plain, Path::new("/x"));
+        let format = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+            [0]["typed_config"]["access_log"][0]["typed_config"]["log_format"];
+        assert_eq!(format, &plain);
+        // The no-gate format variants are p1, p2, p3, in that order.
+        let logs: Vec<AccessLog> = PROFILE
+            .iter()
+            .filter_map(|v| match v.kind {
+                Kind::NoGateLog(log) => Some(log),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                AccessLog::Plain,
+                AccessLog::NoCel,
+                AccessLog::NoCelKeepEmpty
+            ]
+        );
     }
 
     #[test]

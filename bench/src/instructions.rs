@@ -4,6 +4,9 @@
 //! the machine's load (two runs of the same variant agree within about 0.1 %), so variants
 //! a few percent apart can be told apart from one run each.
 //!
+//! Each HTTP/1.1 scenario of `--instruction-scenarios` (allowed, denied and bypassed requests by
+//! default) gets its own runs, of the variants that run in it ([`bench::runs_in`]).
+//!
 //! One run: Envoy (the real ELF binary, not the virtualenv's Python wrapper, which valgrind
 //! would follow no further than its `exec`) starts under callgrind with the same bootstrap
 //! as a CPU run; `hey` sends a warm-up (V8 compiles and tiers up the module, Envoy fills its
@@ -13,7 +16,8 @@
 //! result. Envoy's counters, `hey`'s status counts and the access log must show exactly the
 //! N requests with the expected status (and decision) in that window, or the run fails.
 
-use crate::bench::{self, Mix, Variant};
+use crate::bench::{self, Scenario, Variant};
+use crate::load::Protocol;
 use crate::rig::{self, Envoy, Launch};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -21,6 +25,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// The scenarios measured by default: an allowed, a denied and a bypassed request.
+pub const DEFAULT_SCENARIOS: &str = "h1-allowed,h1-denied,h1-bypass";
 
 /// Requests per measured window (`--instructions`).
 pub const DEFAULT_REQUESTS: u64 = 2000;
@@ -155,9 +162,34 @@ pub struct Setup {
     pub scratch: PathBuf,
 }
 
-/// One callgrind run of one variant.
+/// The runs, scenario by scenario: each variant of `variants` that runs in the scenario.
+/// `hey` speaks HTTP/1.1 only, so an HTTP/2 scenario is refused.
+pub fn plan(
+    scenarios: &[Scenario],
+    variants: &[Variant],
+) -> Result<Vec<(Scenario, Variant)>, String> {
+    let mut runs = Vec::new();
+    for sc in scenarios {
+        if sc.protocol != Protocol::Http1 {
+            return Err(format!(
+                "--instruction-scenarios: {} is not HTTP/1.1 (hey, which sends the counted requests, speaks HTTP/1.1)",
+                sc.key
+            ));
+        }
+        runs.extend(
+            variants
+                .iter()
+                .filter(|v| bench::runs_in(v, sc))
+                .map(|v| (*sc, *v)),
+        );
+    }
+    Ok(runs)
+}
+
+/// One callgrind run of one variant in one scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
+    pub scenario: &'static str,
     pub variant: &'static str,
     /// Requests in the window (all completed with the expected status).
     pub requests: u64,
@@ -174,6 +206,7 @@ impl Measurement {
 
     pub fn to_json(&self) -> Value {
         json!({
+            "scenario": self.scenario,
             "variant": self.variant,
             "requests": self.requests,
             "instructions": self.instructions,
@@ -354,10 +387,9 @@ fn control(
     Ok(())
 }
 
-/// Measures one variant with HTTP/1.1 allowed traffic (the `h1-allowed` scenario's
-/// requests and expectations).
-pub fn measure(setup: &Setup, v: Variant) -> Result<Measurement, String> {
-    let context = |e: String| format!("instructions / {}: {e}", v.label);
+/// Measures one variant with the requests and expectations of an HTTP/1.1 scenario.
+pub fn measure(setup: &Setup, sc: Scenario, v: Variant) -> Result<Measurement, String> {
+    let context = |e: String| format!("instructions / {} / {}: {e}", sc.key, v.label);
     if setup.requests < u64::from(CONNECTIONS) || setup.warmup_requests < u64::from(CONNECTIONS) {
         // hey refuses fewer requests than connections.
         return Err(context(format!(
@@ -392,7 +424,7 @@ pub fn measure(setup: &Setup, v: Variant) -> Result<Measurement, String> {
         &launch,
     )
     .map_err(context)?;
-    let t = bench::traffic(v.kind, Mix::Allowed);
+    let t = bench::traffic(v.kind, sc.mix);
 
     bench::check_first_request(&envoy, &t).map_err(context)?;
     hey(
@@ -426,9 +458,10 @@ pub fn measure(setup: &Setup, v: Variant) -> Result<Measurement, String> {
     // log has exactly one line for each.
     let total = after.get("total");
     envoy.wait_access_log_lines(total, total).map_err(context)?;
-    bench::check_access_log(&access_log, log, &t).map_err(context)?;
+    bench::check_access_log(&access_log, &t).map_err(context)?;
     drop(envoy);
     Ok(Measurement {
+        scenario: sc.key,
         variant: v.key,
         requests: setup.requests,
         instructions,
@@ -457,7 +490,7 @@ fn check_window(delta: &rig::Counters, t: &bench::Traffic, requests: u64) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{Kind, PROFILE, STANDARD};
+    use crate::bench::{Kind, Mix, PROFILE, STANDARD};
     use crate::probe::Probe;
 
     #[test]
@@ -525,7 +558,7 @@ mod tests {
     fn the_counter_probe_is_checked_by_its_counter() {
         let v = PROFILE
             .iter()
-            .find(|v| v.kind == Kind::Probe(Probe::SdkCounter))
+            .find(|v| v.kind == Kind::Probe(Probe::Counter))
             .unwrap();
         let t = bench::traffic(v.kind, Mix::Allowed);
         assert_eq!(t.counter, Some(crate::probe::COUNTER));
@@ -547,6 +580,7 @@ mod tests {
     #[test]
     fn per_request_is_the_total_over_the_requests() {
         let m = Measurement {
+            scenario: "h1-allowed",
             variant: "d",
             requests: 2000,
             instructions: 360_185_527,
@@ -554,5 +588,30 @@ mod tests {
         };
         assert!((m.per_request() - 180_092.763_5).abs() < 1e-3);
         assert_eq!(m.to_json()["instructions"], 360_185_527);
+        assert_eq!(m.to_json()["scenario"], "h1-allowed");
+    }
+
+    #[test]
+    fn the_plan_runs_each_variant_where_it_means_something() {
+        let scenarios: Vec<Scenario> = DEFAULT_SCENARIOS
+            .split(',')
+            .map(|k| bench::scenario(k).unwrap())
+            .collect();
+        let all: Vec<Variant> = STANDARD.iter().chain(PROFILE.iter()).copied().collect();
+        let runs: Vec<(&str, &str)> = plan(&scenarios, &all)
+            .unwrap()
+            .iter()
+            .map(|(sc, v)| (sc.key, v.key))
+            .collect();
+        let in_scenario =
+            |k: &str| -> Vec<&str> { runs.iter().filter(|r| r.0 == k).map(|r| r.1).collect() };
+        assert_eq!(
+            in_scenario("h1-allowed").len(),
+            STANDARD.len() + PROFILE.len()
+        );
+        assert_eq!(in_scenario("h1-denied"), ["a", "b", "c", "d", "e"]);
+        assert_eq!(in_scenario("h1-bypass"), ["a", "d", "e"]);
+        let h2 = [bench::scenario("h2-allowed").unwrap()];
+        assert!(plan(&h2, &all).unwrap_err().contains("not HTTP/1.1"));
     }
 }

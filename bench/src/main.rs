@@ -2,7 +2,7 @@
 //! `docs/performance.json`. `make bench` runs it and then draws `docs/performance.png`.
 
 use clap::Parser;
-use rfma_bench::bench::{self, PROFILE, STANDARD, Setup, Variant};
+use rfma_bench::bench::{self, PROFILE, PROFILE_SCENARIO, STANDARD, Setup, Variant};
 use rfma_bench::report::Report;
 use rfma_bench::{instructions, load, machine, rig, soak, summary};
 use std::path::PathBuf;
@@ -27,17 +27,22 @@ struct Args {
     /// Seconds of each measured window.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=600))]
     duration: u64,
-    /// Scenarios, comma-separated: h1-allowed, h1-denied, h2-allowed, h2-denied.
+    /// Scenarios of the CPU rounds, comma-separated: h1-allowed, h1-denied, h2-allowed,
+    /// h2-denied, h1-bypass.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "h1-allowed,h1-denied,h2-allowed"
     )]
     scenarios: Vec<String>,
-    /// Also run the profiling variants (other filter configurations, probe modules) in the
-    /// first scenario.
+    /// Also run the profiling variants that split the filter's cost (other filter
+    /// configurations, probe modules) in h1-allowed; the record formats (p1–p3) always run.
     #[arg(long)]
     profile: bool,
+    /// Only these variants, comma-separated keys (a…e, p1…; a profiling one runs only in
+    /// h1-allowed). Default: a…e and p1–p3, and every p… with --profile.
+    #[arg(long, value_delimiter = ',')]
+    variants: Vec<String>,
     /// Requests in the soak run (0: no soak).
     #[arg(long, default_value_t = 1_000_000)]
     soak_requests: u64,
@@ -53,6 +58,14 @@ struct Args {
     /// (deterministic, unlike CPU time; needs valgrind and hey). 0: skip.
     #[arg(long, default_value_t = instructions::DEFAULT_REQUESTS)]
     instructions: u64,
+    /// Scenarios of the callgrind runs, comma-separated, HTTP/1.1 only (RBAC and Lua do not
+    /// run in h1-bypass: they have no bypass rule).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = instructions::DEFAULT_SCENARIOS
+    )]
+    instruction_scenarios: Vec<String>,
     /// Do not pin Envoy and the load generator to cores.
     #[arg(long)]
     no_pin: bool,
@@ -117,6 +130,29 @@ fn run(args: &Args) -> Result<(), String> {
     if scenarios.is_empty() {
         return Err("--scenarios: name at least one".to_owned());
     }
+    let variants: Vec<Variant> = if args.variants.is_empty() {
+        bench::default_variants(args.profile)
+    } else {
+        bench::select(&args.variants)?
+    };
+    let profiling = variants
+        .iter()
+        .any(|v| PROFILE.iter().any(|p| p.key == v.key));
+    if profiling && !scenarios.iter().any(|s| s.key == PROFILE_SCENARIO) {
+        return Err(format!(
+            "the profiling variants run in {PROFILE_SCENARIO} only; add it to --scenarios"
+        ));
+    }
+    let instruction_runs = if instr_tools.is_some() {
+        let scenarios = args
+            .instruction_scenarios
+            .iter()
+            .map(|s| bench::scenario(s.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        instructions::plan(&scenarios, &variants)?
+    } else {
+        Vec::new()
+    };
     if !args.out.is_dir() {
         return Err(format!("--out: {} is not a directory", args.out.display()));
     }
@@ -137,17 +173,15 @@ fn run(args: &Args) -> Result<(), String> {
 
     let started = Instant::now();
     let mut runs = Vec::new();
-    let total_variants: usize =
-        STANDARD.len() * scenarios.len() + if args.profile { PROFILE.len() } else { 0 };
-    let total = total_variants * args.rounds as usize;
+    let per_round: usize = scenarios
+        .iter()
+        .map(|sc| variants.iter().filter(|v| bench::runs_in(v, sc)).count())
+        .sum();
+    let total = per_round * args.rounds as usize;
     for round in 1..=args.rounds {
-        for (i, sc) in scenarios.iter().enumerate() {
-            let mut variants: Vec<Variant> = STANDARD.to_vec();
-            if args.profile && i == 0 {
-                variants.extend(PROFILE);
-            }
-            for v in variants {
-                let r = bench::run_one(&setup, round, *sc, v)?;
+        for sc in &scenarios {
+            for v in variants.iter().filter(|v| bench::runs_in(v, sc)) {
+                let r = bench::run_one(&setup, round, *sc, *v)?;
                 eprintln!(
                     "[{:>3}/{total} {:>4.0}s] round {round} {:<10} {:<48} {:>7.0} req/s  {:>5.1} µs CPU/req  busy {:>3.0} %",
                     runs.len() + 1,
@@ -181,18 +215,15 @@ fn run(args: &Args) -> Result<(), String> {
             warmup_requests: instructions::WARMUP_REQUESTS,
             scratch: setup.scratch.clone(),
         };
-        let mut variants: Vec<Variant> = STANDARD.to_vec();
-        if args.profile {
-            variants.extend(PROFILE);
-        }
-        let n = variants.len();
-        for (i, v) in variants.into_iter().enumerate() {
+        let n = instruction_runs.len();
+        for (i, (sc, v)) in instruction_runs.iter().enumerate() {
             let t = Instant::now();
-            let m = instructions::measure(&isetup, v)?;
+            let m = instructions::measure(&isetup, *sc, *v)?;
             eprintln!(
-                "[instr {:>2}/{n} {:>4.0}s] {:<48} {:>9.0} instructions/req  ({} requests, window {:.1}s, run {:.0}s)",
+                "[instr {:>2}/{n} {:>4.0}s] {:<10} {:<48} {:>9.0} instructions/req  ({} requests, window {:.1}s, run {:.0}s)",
                 i + 1,
                 started.elapsed().as_secs_f64(),
+                sc.key,
                 v.label,
                 m.per_request(),
                 m.requests,
@@ -203,13 +234,17 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
 
-    // Memory: what a further worker (a further Wasm VM) adds, apart from what the first costs.
-    let mem_variants = [STANDARD[0], PROFILE[3], STANDARD[3]];
+    // Memory: what a further worker (a further Wasm VM) adds, apart from what the first costs:
+    // no gate, the empty probe, the filter.
+    let mem_variants: Vec<Variant> = ["a", "p6", "d"]
+        .into_iter()
+        .filter_map(bench::variant)
+        .collect();
     let mut mem_samples = Vec::new();
     let h1 = bench::scenario("h1-allowed")?;
     for round in 1..=args.memory_rounds {
         for workers in [1, 2] {
-            for v in mem_variants {
+            for v in mem_variants.iter().copied() {
                 let s = Setup {
                     workers,
                     warmup: Duration::ZERO,
@@ -227,7 +262,8 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
     }
-    let memory = summary::memory_rows(&mem_samples, &mem_variants.map(|v| v.key));
+    let mem_keys: Vec<&'static str> = mem_variants.iter().map(|v| v.key).collect();
+    let memory = summary::memory_rows(&mem_samples, &mem_keys);
 
     let soak_reference = args.soak_batch;
     let soak = if args.soak_requests > 0 {

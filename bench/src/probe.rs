@@ -1,202 +1,119 @@
 //! Probe modules: the smallest Proxy-Wasm filters that do one thing each, written in WAT and
 //! compiled at start. Measured next to the real filter they split its per-request cost into
-//! the Wasm boundary itself (a stream context, the callbacks) and individual host calls.
+//! the Wasm boundary itself (a stream context and its callbacks) and the host calls the filter
+//! makes.
+//!
+//! Every probe exports exactly the callbacks the shipped module exports
+//! (`filter/exports.json`): of the per-request ones only `proxy_on_context_create`,
+//! `proxy_on_request_headers` and `proxy_on_delete`, so Envoy calls a probe exactly as often
+//! as it calls the filter. A probe's one host call sits in `on_request_headers`, where the
+//! filter makes it.
 
 /// What a probe does on each request, besides answering the callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
-    /// Nothing: `on_request_headers` continues, `on_log` returns.
+    /// Nothing: `on_request_headers` continues.
     Empty,
     /// Reads the whole request header map (`proxy_get_header_map_pairs`), as the filter does.
     Headers,
-    /// In `on_log`, reads three properties (`response.code`, `request.protocol`,
-    /// `source.address`), as the filter's record does.
-    Properties,
-    /// In `on_log`, sets a 400-byte filter state (`proxy_set_property`), as the filter's
-    /// `filter_state` sink does.
+    /// Sets one short property (`proxy_set_property` of `rfma_decision` = `allow`), of the
+    /// kind the filter writes for the access log (Envoy keeps it as `wasm.rfma_decision`, which
+    /// the shipped format prints as `rfma.decision`).
     SetProperty,
-    /// In `on_log`, reads `connection.uri_san_peer_certificate`, which a plain-text
-    /// connection does not have, as the filter's record does for every request.
-    AbsentProperty,
-    /// Nothing, but shaped like a module built with the Rust SDK (proxy-wasm 0.2), which
-    /// exports every HTTP callback: Envoy then also calls `on_request_body`/`_trailers` and
-    /// `on_response_headers`/`_body`/`_trailers` (those a request has). The base of the
-    /// `Sdk*` probes below, each of which adds one host call to it.
-    Sdk,
-    /// SDK-shaped + `proxy_get_current_time_nanoseconds` in `on_request_headers` (the
-    /// filter reads the clock for the record's timestamp).
-    SdkClock,
-    /// SDK-shaped + `proxy_increment_metric` of a counter defined in `on_configure`, in
-    /// `on_request_headers` (the filter counts every decision).
-    SdkCounter,
-    /// SDK-shaped + `proxy_remove_header_map_value` of the token header in
-    /// `on_request_headers` (the filter's `strip_header`).
-    SdkRemoveHeader,
-    /// SDK-shaped + `proxy_get_header_map_value` of the response's `:status` in
-    /// `on_response_headers`.
-    SdkResponseStatus,
-    /// SDK-shaped + one present `proxy_get_property` (`response.code`) in `on_log`.
-    SdkProperty,
+    /// Increments a counter defined in `on_configure` (`proxy_increment_metric`), as the
+    /// filter counts every decision.
+    Counter,
+    /// Removes the token request header (`proxy_remove_header_map_value`), the filter's
+    /// `strip_header`.
+    RemoveHeader,
 }
 
 /// Every probe, in the order of the benchmark's variants.
-pub const ALL: [Probe; 11] = [
+pub const ALL: [Probe; 5] = [
     Probe::Empty,
     Probe::Headers,
-    Probe::Properties,
     Probe::SetProperty,
-    Probe::AbsentProperty,
-    Probe::Sdk,
-    Probe::SdkClock,
-    Probe::SdkCounter,
-    Probe::SdkRemoveHeader,
-    Probe::SdkResponseStatus,
-    Probe::SdkProperty,
+    Probe::Counter,
+    Probe::RemoveHeader,
 ];
 
-/// Size of the value [`Probe::SetProperty`] writes: about one access record.
-pub const RECORD_BYTES: usize = 400;
+/// The property [`Probe::SetProperty`] sets and its value: the filter's decision key and the
+/// decision of an allowed request.
+pub const PROPERTY: &str = "rfma_decision";
+pub const PROPERTY_VALUE: &str = "allow";
 
-/// The counter [`Probe::SdkCounter`] defines and increments. The `rfma_` prefix puts it in
-/// the rig's counter snapshot (`wasmcustom.rfma_*`), so every run checks that it rose by one
-/// per request, i.e. that the host call really happened.
+/// The counter [`Probe::Counter`] defines and increments. The `rfma_` prefix puts it in the
+/// rig's counter snapshot (`wasmcustom.rfma_*`), so every run checks that it rose by one per
+/// request, i.e. that the host call really happened.
 pub const COUNTER: &str = "rfma_probe_total";
 
-/// The token header [`Probe::SdkRemoveHeader`] removes.
+/// The token header [`Probe::RemoveHeader`] removes.
 const TOKEN_HEADER: &str = crate::rig::HEADER;
 
-/// The code one probe adds to each callback (empty: the callback only returns).
-#[derive(Debug, Default)]
-struct Body {
-    on_configure: &'static str,
-    on_request_headers: &'static str,
-    on_response_headers: &'static str,
-    on_log: &'static str,
-}
+/// Where each string lives in the probe's memory.
+const AT_PROPERTY: u32 = 1024;
+const AT_PROPERTY_VALUE: u32 = 1100;
+const AT_TOKEN_HEADER: u32 = 1500;
+const AT_COUNTER: u32 = 1700;
 
 impl Probe {
-    pub fn label(self) -> &'static str {
+    /// The body of `proxy_on_configure` (before it returns true) and of
+    /// `proxy_on_request_headers` (before it returns `Continue`).
+    fn body(self) -> (String, String) {
+        let none = String::new();
         match self {
-            Probe::Empty => "empty Wasm filter",
-            Probe::Headers => "empty + read header map",
-            Probe::Properties => "empty + 3 get_property in on_log",
-            Probe::SetProperty => "empty + set_property (400 B) in on_log",
-            Probe::AbsentProperty => "empty + 1 absent get_property in on_log",
-            Probe::Sdk => "SDK-shaped empty filter (every HTTP callback exported)",
-            Probe::SdkClock => "SDK-shaped + get_current_time_nanoseconds",
-            Probe::SdkCounter => "SDK-shaped + increment_metric",
-            Probe::SdkRemoveHeader => "SDK-shaped + remove the token request header",
-            Probe::SdkResponseStatus => "SDK-shaped + get_header_map_value(response :status)",
-            Probe::SdkProperty => "SDK-shaped + 1 get_property (response.code) in on_log",
-        }
-    }
-
-    /// Whether the module exports every HTTP callback, as the Rust SDK's do.
-    pub fn sdk_shaped(self) -> bool {
-        !matches!(
-            self,
-            Probe::Empty
-                | Probe::Headers
-                | Probe::Properties
-                | Probe::SetProperty
-                | Probe::AbsentProperty
-        )
-    }
-
-    fn body(self) -> Body {
-        match self {
-            Probe::Empty | Probe::Sdk => Body::default(),
-            Probe::Headers => Body {
-                on_request_headers: "(drop (call $get_map (i32.const 0) (i32.const 512) (i32.const 516)))",
-                ..Body::default()
-            },
-            Probe::Properties => Body {
-                on_log: "(drop (call $get_prop (i32.const 1100) (i32.const 13) (i32.const 512) (i32.const 516)))
-    (drop (call $get_prop (i32.const 1200) (i32.const 16) (i32.const 512) (i32.const 516)))
-    (drop (call $get_prop (i32.const 1300) (i32.const 14) (i32.const 512) (i32.const 516)))",
-                ..Body::default()
-            },
-            Probe::SetProperty => Body {
-                on_log: "(drop (call $set_prop (i32.const 1024) (i32.const 15) (i32.const 2048) (i32.const 400)))",
-                ..Body::default()
-            },
-            Probe::AbsentProperty => Body {
-                on_log: "(drop (call $get_prop (i32.const 1400) (i32.const 35) (i32.const 512) (i32.const 516)))",
-                ..Body::default()
-            },
-            Probe::SdkClock => Body {
-                on_request_headers: "(drop (call $now (i32.const 520)))",
-                ..Body::default()
-            },
-            Probe::SdkCounter => Body {
-                // The metric's id goes to 600 and from there into a global; a failed
-                // definition leaves 0, which Envoy rejects, and the run's counter check fails.
-                on_configure: "(drop (call $define_metric (i32.const 0) (i32.const 1700) (i32.const 16) (i32.const 600)))
+            Probe::Empty => (none.clone(), none),
+            // Header map type 0: the request headers.
+            Probe::Headers => (
+                none,
+                "(drop (call $get_map (i32.const 0) (i32.const 512) (i32.const 516)))".to_owned(),
+            ),
+            Probe::SetProperty => (
+                none,
+                format!(
+                    "(drop (call $set_prop (i32.const {AT_PROPERTY}) (i32.const {}) (i32.const {AT_PROPERTY_VALUE}) (i32.const {})))",
+                    PROPERTY.len(),
+                    PROPERTY_VALUE.len()
+                ),
+            ),
+            // The metric's id goes to 600 and from there into a global; a failed definition
+            // leaves 0, which Envoy rejects, and the run's counter check fails.
+            Probe::Counter => (
+                format!(
+                    "(drop (call $define_metric (i32.const 0) (i32.const {AT_COUNTER}) (i32.const {}) (i32.const 600)))
     (global.set $counter (i32.load (i32.const 600)))",
-                on_request_headers: "(drop (call $increment (global.get $counter) (i64.const 1)))",
-                ..Body::default()
-            },
-            // Header map type 0: the request headers; 2: the response headers.
-            Probe::SdkRemoveHeader => Body {
-                on_request_headers: "(drop (call $remove (i32.const 0) (i32.const 1500) (i32.const 12)))",
-                ..Body::default()
-            },
-            Probe::SdkResponseStatus => Body {
-                on_response_headers: "(drop (call $get_value (i32.const 2) (i32.const 1600) (i32.const 7) (i32.const 512) (i32.const 516)))",
-                ..Body::default()
-            },
-            Probe::SdkProperty => Body {
-                on_log: "(drop (call $get_prop (i32.const 1100) (i32.const 13) (i32.const 512) (i32.const 516)))",
-                ..Body::default()
-            },
+                    COUNTER.len()
+                ),
+                "(drop (call $increment (global.get $counter) (i64.const 1)))".to_owned(),
+            ),
+            Probe::RemoveHeader => (
+                none,
+                format!(
+                    "(drop (call $remove (i32.const 0) (i32.const {AT_TOKEN_HEADER}) (i32.const {})))",
+                    TOKEN_HEADER.len()
+                ),
+            ),
         }
     }
 
     /// The module's text. Every probe imports the same host functions (an import costs
-    /// nothing per request) and lays out the same data; only the callbacks' bodies and, for
-    /// the SDK-shaped ones, the further exported callbacks differ.
+    /// nothing per request), lays out the same data and exports the same callbacks; only
+    /// the bodies differ.
     pub fn wat(self) -> String {
-        let b = self.body();
-        let record = format!("{{\"x\":\"{}\"}}", "r".repeat(RECORD_BYTES - 8));
-        debug_assert_eq!(record.len(), RECORD_BYTES);
-        // What the Rust SDK exports besides the callbacks every probe has; each returns
-        // `Continue` (0). Envoy calls only those a module exports.
-        let sdk = if self.sdk_shaped() {
-            format!(
-                r#"
-  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
-    {}
-    (i32.const 0))
-  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_response_trailers") (param i32 i32) (result i32) (i32.const 0))"#,
-                b.on_response_headers
-            )
-        } else {
-            String::new()
-        };
+        let (on_configure, on_request_headers) = self.body();
         format!(
             r#"(module
   (import "env" "proxy_get_header_map_pairs" (func $get_map (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_header_map_value" (func $get_value (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_remove_header_map_value" (func $remove (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_property" (func $get_prop (param i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_set_property" (func $set_prop (param i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
   (import "env" "proxy_define_metric" (func $define_metric (param i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_increment_metric" (func $increment (param i32 i64) (result i32)))
   (memory (export "memory") 4)
   (global $counter (mut i32) (i32.const 0))
-  (data (i32.const 1024) "rfma_access_log")
-  (data (i32.const 1100) "response\00code")
-  (data (i32.const 1200) "request\00protocol")
-  (data (i32.const 1300) "source\00address")
-  (data (i32.const 1400) "connection\00uri_san_peer_certificate")
-  (data (i32.const 1500) "{TOKEN_HEADER}")
-  (data (i32.const 1600) ":status")
-  (data (i32.const 1700) "{COUNTER}")
-  (data (i32.const 2048) "{record}")
+  (data (i32.const {AT_PROPERTY}) "{PROPERTY}")
+  (data (i32.const {AT_PROPERTY_VALUE}) "{PROPERTY_VALUE}")
+  (data (i32.const {AT_TOKEN_HEADER}) "{TOKEN_HEADER}")
+  (data (i32.const {AT_COUNTER}) "{COUNTER}")
   (func (export "proxy_abi_version_0_2_1"))
   ;; One scratch area for whatever the host hands over: each buffer is dropped unread
   ;; before the next call.
@@ -208,16 +125,9 @@ impl Probe {
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     {on_request_headers}
-    (i32.const 0)){sdk}
-  (func (export "proxy_on_log") (param i32)
-    {on_log})
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+    (i32.const 0))
   (func (export "proxy_on_delete") (param i32))
-)"#,
-            record = record.replace('"', "\\22"),
-            on_configure = b.on_configure,
-            on_request_headers = b.on_request_headers,
-            on_log = b.on_log,
+)"#
         )
     }
 
@@ -268,55 +178,43 @@ mod tests {
         Vec::new()
     }
 
-    const BASE: [&str; 10] = [
-        "memory",
-        "proxy_abi_version_0_2_1",
-        "proxy_on_memory_allocate",
-        "proxy_on_vm_start",
-        "proxy_on_configure",
-        "proxy_on_context_create",
-        "proxy_on_request_headers",
-        "proxy_on_log",
-        "proxy_on_done",
-        "proxy_on_delete",
-    ];
-    const SDK_EXTRA: [&str; 5] = [
-        "proxy_on_request_body",
-        "proxy_on_request_trailers",
-        "proxy_on_response_headers",
-        "proxy_on_response_body",
-        "proxy_on_response_trailers",
-    ];
+    /// What the shipped module exports, from the one list `wasm-post` keeps
+    /// (`filter/exports.json`).
+    fn filter_exports() -> Vec<String> {
+        let list: serde_json::Value =
+            serde_json::from_str(include_str!("../../filter/exports.json")).unwrap();
+        let mut names: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["export"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
 
+    /// A probe is called exactly like the filter: the same callbacks, no more, no fewer. The
+    /// one export it lacks is `_initialize`, the start function of the Rust build (WASI
+    /// reactor), which Envoy calls once per VM, never per request.
     #[test]
-    fn every_probe_compiles_and_exports_its_callbacks() {
+    fn every_probe_exports_what_the_filter_exports() {
+        let mut want: Vec<String> = filter_exports()
+            .into_iter()
+            .filter(|n| n != "_initialize")
+            .collect();
+        want.sort();
+        assert!(want.iter().any(|n| n == "proxy_on_request_headers"));
         for p in ALL {
-            let names = exports(&p.wasm().unwrap());
-            for name in BASE {
-                assert!(
-                    names.iter().any(|n| n == name),
-                    "{p:?} does not export {name}"
-                );
-            }
-            for name in SDK_EXTRA {
-                assert_eq!(
-                    names.iter().any(|n| n == name),
-                    p.sdk_shaped(),
-                    "{p:?} and {name}"
-                );
-            }
-            assert_eq!(
-                names.len(),
-                BASE.len() + if p.sdk_shaped() { SDK_EXTRA.len() } else { 0 },
-                "{p:?}: {names:?}"
-            );
+            let mut names = exports(&p.wasm().unwrap());
+            names.sort();
+            assert_eq!(names, want, "{p:?}");
         }
     }
 
-    /// Each SDK-shaped probe is the SDK-shaped empty one plus the calls it is named for, in
-    /// the callback where the filter makes them.
+    /// Each probe is the empty one plus the calls it is named for, in `on_request_headers`
+    /// (and, for the counter, its definition in `on_configure`).
     #[test]
-    fn sdk_probes_add_exactly_their_host_call() {
+    fn each_probe_adds_exactly_its_host_call() {
         let calls = |p: Probe| -> Vec<String> {
             p.wat()
                 .lines()
@@ -324,13 +222,12 @@ mod tests {
                 .map(|l| l.trim().to_owned())
                 .collect()
         };
-        assert!(calls(Probe::Sdk).is_empty() && calls(Probe::Empty).is_empty());
+        assert!(calls(Probe::Empty).is_empty());
         let expect = [
-            (Probe::SdkClock, vec!["$now"]),
-            (Probe::SdkCounter, vec!["$define_metric", "$increment"]),
-            (Probe::SdkRemoveHeader, vec!["$remove"]),
-            (Probe::SdkResponseStatus, vec!["$get_value"]),
-            (Probe::SdkProperty, vec!["$get_prop"]),
+            (Probe::Headers, vec!["$get_map"]),
+            (Probe::SetProperty, vec!["$set_prop"]),
+            (Probe::Counter, vec!["$define_metric", "$increment"]),
+            (Probe::RemoveHeader, vec!["$remove"]),
         ];
         for (p, functions) in expect {
             let c = calls(p);
@@ -338,43 +235,38 @@ mod tests {
             for (line, f) in c.iter().zip(functions) {
                 assert!(line.contains(&format!("(call {f} ")), "{p:?}: {line}");
             }
+            // The per-request call is in on_request_headers.
+            let wat = p.wat();
+            let last = c.last().unwrap();
+            let at = wat.find(last.as_str()).unwrap();
+            assert_eq!(
+                wat[..at].rfind("(func (export"),
+                wat.find("(func (export \"proxy_on_request_headers\""),
+                "{p:?}"
+            );
         }
-        // Where the calls are: the status in on_response_headers, the property in on_log.
-        let wat = Probe::SdkResponseStatus.wat();
-        let at = wat.find("(call $get_value").unwrap();
-        assert!(
-            wat[..at].rfind("(func (export").unwrap()
-                == wat
-                    .find("(func (export \"proxy_on_response_headers\"")
-                    .unwrap()
-        );
-        let wat = Probe::SdkProperty.wat();
-        let at = wat.find("(call $get_prop").unwrap();
-        assert!(
-            wat[..at].rfind("(func (export").unwrap()
-                == wat.find("(func (export \"proxy_on_log\"").unwrap()
-        );
     }
 
     #[test]
-    fn data_have_the_lengths_the_calls_pass() {
-        assert_eq!("response\0code".len(), 13);
-        assert_eq!("request\0protocol".len(), 16);
-        assert_eq!("source\0address".len(), 14);
-        assert_eq!("rfma_access_log".len(), 15);
-        assert_eq!("connection\0uri_san_peer_certificate".len(), 35);
-        assert_eq!(TOKEN_HEADER.len(), 12);
-        assert_eq!(":status".len(), 7);
-        assert_eq!(COUNTER.len(), 16);
+    fn calls_pass_the_lengths_of_their_data() {
         assert!(
-            Probe::SdkRemoveHeader
+            Probe::SetProperty
+                .wat()
+                .contains("(i32.const 1024) (i32.const 13) (i32.const 1100) (i32.const 5)")
+        );
+        assert!(
+            Probe::RemoveHeader
                 .wat()
                 .contains("(i32.const 1500) (i32.const 12)")
         );
         assert!(
-            Probe::SdkCounter
+            Probe::Counter
                 .wat()
                 .contains("(i32.const 1700) (i32.const 16)")
         );
+        // The data do not overlap.
+        assert!(AT_PROPERTY as usize + PROPERTY.len() <= AT_PROPERTY_VALUE as usize);
+        assert!(AT_PROPERTY_VALUE as usize + PROPERTY_VALUE.len() <= AT_TOKEN_HEADER as usize);
+        assert!(AT_TOKEN_HEADER as usize + TOKEN_HEADER.len() <= AT_COUNTER as usize);
     }
 }

@@ -64,8 +64,9 @@ pub fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-/// The filter's plugin configuration: both tokens by digest, one bypass rule, every request
-/// logged to `sink`.
+/// The filter's plugin configuration: both tokens by digest, one bypass rule, and every
+/// decision handed to the access log through `sink` (`filter_state`: the `wasm.rfma_*`
+/// values the shipped format prints; `none`: nothing).
 pub fn plugin_config(sink: Sink, strip: bool) -> String {
     let tokens: Vec<Value> = TOKENS
         .iter()
@@ -94,31 +95,39 @@ pub enum Gate {
     Wasm { module: PathBuf, config: String },
 }
 
-/// What each request's access-log line is.
+/// What each request's access-log line is. Besides the shipped record, three formats that
+/// each leave out one more part of it, so that, with no gate, the differences split what the
+/// shipped format costs over a plain line of the same facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessLog {
-    /// The shipped record, `filter/access-log-format.json` (what the mesh writes), for every
-    /// gate: the "added over no gate" figures compare like with like.
+    /// The shipped record, `filter/access-log-format.json` with `omit_empty_values` (what the
+    /// mesh writes), for every gate: the "added over no gate" figures compare like with like.
     Shipped,
+    /// The shipped record with each `%CEL(..)%` value replaced by a plain operator (see
+    /// [`log_format`]); filter state and `omit_empty_values` kept.
+    NoCel,
+    /// As [`AccessLog::NoCel`], without `omit_empty_values`.
+    NoCelKeepEmpty,
     /// The same ECS fields with plain operators only: no `%CEL%`, no filter state, no
-    /// `omit_empty_values`. Against [`AccessLog::Shipped`] with no gate, the record's own cost.
+    /// `omit_empty_values`.
     Plain,
 }
 
-/// The shipped format with each `%CEL(..)%` value replaced by the plain operator that carries
-/// the same raw fact, and the filter-state values dropped.
-fn plain_format() -> Value {
-    fn plain(value: &Value, path: &str) -> Option<Value> {
+/// The `log_format` of `log`. The shipped format is read from its one definition; the
+/// others replace each `%CEL(..)%` value by the plain operator that carries the same raw fact
+/// (`event.outcome`: the status, `http.version`: the protocol, `url.query`: the whole path),
+/// [`AccessLog::Plain`] also drops the filter-state values.
+pub fn log_format(log: AccessLog) -> Value {
+    fn rewrite(value: &Value, path: &str, filter_state: bool) -> Option<Value> {
         match value {
             Value::Object(map) => Some(Value::Object(
                 map.iter()
                     .filter_map(|(k, v)| {
-                        let path = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                        plain(v, &path).map(|v| (k.clone(), v))
+                        rewrite(v, &dotted(path, k), filter_state).map(|v| (k.clone(), v))
                     })
                     .collect(),
             )),
-            Value::String(s) if s.contains("%FILTER_STATE(") => None,
+            Value::String(s) if !filter_state && s.contains("%FILTER_STATE(") => None,
             Value::String(s) if s.contains("%CEL(") => Some(Value::String(
                 match path {
                     "event.outcome" => "%RESPONSE_CODE%",
@@ -131,7 +140,46 @@ fn plain_format() -> Value {
         }
     }
     let shipped = harness::record_log_format();
-    plain(&shipped["json_format"], "").unwrap_or_default()
+    let (filter_state, omit_empty_values) = match log {
+        AccessLog::Shipped => return shipped,
+        AccessLog::NoCel => (true, true),
+        AccessLog::NoCelKeepEmpty => (true, false),
+        AccessLog::Plain => (false, false),
+    };
+    let format = rewrite(&shipped["json_format"], "", filter_state).unwrap_or_default();
+    if omit_empty_values {
+        json!({ "json_format": format, "omit_empty_values": true })
+    } else {
+        json!({ "json_format": format })
+    }
+}
+
+/// The fields of a `json_format` object whose value uses `operator` (`%CEL(`,
+/// `%FILTER_STATE(`), as dotted paths (`event.outcome`, …), in the format's order.
+pub fn format_fields(format: &Value, operator: &str) -> Vec<String> {
+    fn walk(value: &Value, path: &str, operator: &str, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(v, &dotted(path, k), operator, out);
+                }
+            }
+            Value::String(s) if s.contains(operator) => out.push(path.to_owned()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(format, "", operator, &mut out);
+    out
+}
+
+/// `event` + `outcome` → `event.outcome`.
+fn dotted(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// The Lua gate: the same decision as RBAC, plus stripping like the filter.
@@ -192,10 +240,7 @@ fn gate_filter(gate: &Gate) -> Option<Value> {
 
 /// The whole bootstrap: admin and listener on kernel-picked loopback ports.
 pub fn bootstrap(gate: &Gate, log: AccessLog, access_log: &Path) -> Value {
-    let format = match log {
-        AccessLog::Shipped => harness::record_log_format(),
-        AccessLog::Plain => json!({ "json_format": plain_format() }),
-    };
+    let format = log_format(log);
     let mut filters: Vec<Value> = gate_filter(gate).into_iter().collect();
     filters.push(json!({
         "name": "envoy.filters.http.router",
@@ -349,8 +394,8 @@ impl Envoy {
                 "--disable-hot-restart",
             ])
             .args(["--file-flush-interval-msec", "200"])
-            // Quiet, except the Wasm component: the `proxy_log` sink writes at info level.
-            .args(["--log-level", "warn", "--component-log-level", "wasm:info"])
+            // Quiet: warnings and errors only (the filter logs nothing per request).
+            .args(["--log-level", "warn"])
             .arg("--admin-address-path")
             .arg(&admin_path);
         let mut process = Managed::spawn("envoy", cmd, &dir.join("envoy.log"))?;

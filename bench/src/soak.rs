@@ -1,9 +1,9 @@
 //! The soak run: many requests, allowed and denied, over HTTP/1.1 and HTTP/2, through one
-//! Envoy with the filter (record through the filter-state sink, stripping on). Every batch is
-//! checked completely: each request got its status and the filter counted its decision, the
-//! access log holds one valid record per request with the right decision and no token; and
-//! Envoy's resident memory at the end is within a bound of its value after the first
-//! `reference_after` requests.
+//! Envoy with the filter (sink `filter_state`, stripping on) and the shipped record. Every
+//! batch is checked completely: each request got its status and the filter counted its
+//! decision, the access log holds one valid record per request with the status, decision and
+//! token name or deny reason the filter handed over, and no token; and Envoy's resident memory
+//! at the end is within a bound of its value after the first `reference_after` requests.
 //!
 //! Self-contained apart from `crate::rig` (both files are included by
 //! `tests/tests/e2e_soak.rs` with `#[path]`, so the CI variant runs this very code).
@@ -21,6 +21,10 @@ pub struct RequestKind {
     pub token: Option<&'static str>,
     pub status: u16,
     pub decision: &'static str,
+    /// `rfma.token.name` in the record (allowed requests).
+    pub token_name: Option<&'static str>,
+    /// `rfma.reason` in the record (denied requests).
+    pub reason: Option<&'static str>,
     /// The filter counter it increments.
     pub counter: &'static str,
 }
@@ -33,6 +37,8 @@ pub const MIX: [RequestKind; 5] = [
         token: Some(TOKENS[0].1),
         status: 200,
         decision: "allow",
+        token_name: Some(TOKENS[0].0),
+        reason: None,
         counter: "rfma_allowed_total",
     },
     RequestKind {
@@ -41,6 +47,8 @@ pub const MIX: [RequestKind; 5] = [
         token: Some(WRONG_TOKEN),
         status: 403,
         decision: "deny",
+        token_name: None,
+        reason: Some("invalid_token"),
         counter: "rfma_denied_invalid_token_total",
     },
     RequestKind {
@@ -49,6 +57,8 @@ pub const MIX: [RequestKind; 5] = [
         token: Some(TOKENS[1].1),
         status: 200,
         decision: "allow",
+        token_name: Some(TOKENS[1].0),
+        reason: None,
         counter: "rfma_allowed_total",
     },
     RequestKind {
@@ -57,6 +67,8 @@ pub const MIX: [RequestKind; 5] = [
         token: None,
         status: 401,
         decision: "deny",
+        token_name: None,
+        reason: Some("missing_token"),
         counter: "rfma_denied_missing_token_total",
     },
     RequestKind {
@@ -65,6 +77,8 @@ pub const MIX: [RequestKind; 5] = [
         token: None,
         status: 200,
         decision: "bypass",
+        token_name: None,
+        reason: None,
         counter: "rfma_bypassed_total",
     },
 ];
@@ -137,8 +151,9 @@ pub fn parse_h2load_counts(stdout: &str) -> Result<H2loadCounts, String> {
     })
 }
 
-/// Checks every record of a batch: valid one-line JSON, the expected decision and status,
-/// no token anywhere. Returns how many records there were.
+/// Checks every record of a batch: valid one-line JSON, the expected status, and what the
+/// filter handed over (decision, token name or deny reason), no token anywhere. Returns how
+/// many records there were.
 pub fn check_records(text: &str, kind: &RequestKind) -> Result<u64, String> {
     for (_, token) in TOKENS.iter().chain([&("wrong", WRONG_TOKEN)]) {
         if text.contains(token) {
@@ -149,12 +164,23 @@ pub fn check_records(text: &str, kind: &RequestKind) -> Result<u64, String> {
     for line in text.lines() {
         let record: Value = serde_json::from_str(line)
             .map_err(|e| format!("access log line is not JSON ({e}): {line:?}"))?;
-        let decision = record["rfma"]["decision"].as_str();
-        let status = record["http"]["response"]["status_code"].as_u64();
-        if decision != Some(kind.decision) || status != Some(u64::from(kind.status)) {
+        let rfma = &record["rfma"];
+        let got = (
+            rfma["decision"].as_str(),
+            record["http"]["response"]["status_code"].as_u64(),
+            rfma["token"]["name"].as_str(),
+            rfma["reason"].as_str(),
+        );
+        let want = (
+            Some(kind.decision),
+            Some(u64::from(kind.status)),
+            kind.token_name,
+            kind.reason,
+        );
+        if got != want {
             return Err(format!(
-                "{}: expected decision {} and status {}, got a record {line}",
-                kind.name, kind.decision, kind.status
+                "{}: expected (decision, status, token name, reason) {want:?}, got {got:?} in the record {line}",
+                kind.name
             ));
         }
         n += 1;
@@ -316,4 +342,33 @@ pub fn run(
         ));
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_carry_what_the_filter_handed_over() {
+        let alpha = MIX[0];
+        let good = r#"{"rfma":{"decision":"allow","token":{"name":"alpha"}},"http":{"response":{"status_code":200}},"url":{"domain":"127.0.0.1"}}"#;
+        assert_eq!(check_records(&format!("{good}\n{good}\n"), &alpha), Ok(2));
+        // Another token's name, a deny reason on an allowed request, no name at all.
+        for bad in [
+            good.replace("alpha", "bravo"),
+            good.replace(
+                r#""decision":"allow""#,
+                r#""decision":"allow","reason":"x""#,
+            ),
+            good.replace(r#","token":{"name":"alpha"}"#, ""),
+        ] {
+            assert!(check_records(&bad, &alpha).is_err(), "{bad}");
+        }
+        let missing = MIX[3];
+        let denied = r#"{"rfma":{"decision":"deny","reason":"missing_token"},"http":{"response":{"status_code":401}}}"#;
+        assert_eq!(check_records(denied, &missing), Ok(1));
+        assert!(check_records(&denied.replace("missing", "invalid"), &missing).is_err());
+        let bypass = r#"{"rfma":{"decision":"bypass"},"http":{"response":{"status_code":200}}}"#;
+        assert_eq!(check_records(bypass, &MIX[4]), Ok(1));
+    }
 }
