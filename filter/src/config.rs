@@ -6,6 +6,7 @@
 
 use crate::digest::{self, Digest};
 use crate::json::{self, Value};
+use crate::timestamp::{self, TimestampError};
 use std::fmt;
 
 pub const DEFAULT_HEADER: &str = "x-rfma-token";
@@ -47,6 +48,17 @@ pub struct TokenRule {
     pub name: String,
     /// SPIFFE IDs the token is bound to; empty means any peer.
     pub principals: Vec<String>,
+    /// The first instant the token is valid, in nanoseconds since 1970 (UTC), inclusive.
+    pub not_before: Option<u64>,
+    /// The last instant the token is valid, in nanoseconds since 1970 (UTC), inclusive.
+    pub not_after: Option<u64>,
+}
+
+impl TokenRule {
+    /// Whether using the token needs the proxy's clock.
+    pub fn has_window(&self) -> bool {
+        self.not_before.is_some() || self.not_after.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,7 +332,14 @@ fn token_list(
     let mut plain_text = 0usize;
     for (index, item) in items.iter().enumerate() {
         let entry = Object::new(&format!("{path}[{index}]"), item)?;
-        entry.only(&["name", "sha256", "value", "principals"])?;
+        entry.only(&[
+            "name",
+            "sha256",
+            "value",
+            "principals",
+            "not_before",
+            "not_after",
+        ])?;
 
         let name = match entry.get("name") {
             None => return Err(error(entry.path("name"), "required")),
@@ -378,10 +397,44 @@ fn token_list(
             None => Vec::new(),
             Some(v) => principal_list(&entry.path("principals"), v)?,
         };
+        let instant = |field: &str| match entry.get(field) {
+            None => Ok(None),
+            Some(v) => instant(&entry.path(field), v).map(Some),
+        };
+        let not_before = instant("not_before")?;
+        let not_after = instant("not_after")?;
+        if let (Some(start), Some(end)) = (not_before, not_after)
+            && end <= start
+        {
+            return Err(error(
+                entry.path("not_after"),
+                "must be later than not_before",
+            ));
+        }
         digests.push(digest);
-        tokens.push(TokenRule { name, principals });
+        tokens.push(TokenRule {
+            name,
+            principals,
+            not_before,
+            not_after,
+        });
     }
     Ok((digests, tokens, plain_text))
+}
+
+/// A validity-window bound: an RFC 3339 timestamp, as nanoseconds since 1970 (UTC).
+fn instant(path: &str, value: &Value) -> Result<u64, ConfigError> {
+    let text = string(path, value)?;
+    timestamp::parse_rfc3339(text).map_err(|e| match e {
+        TimestampError::Syntax => error(
+            path,
+            "expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z",
+        ),
+        TimestampError::OutOfRange => error(
+            path,
+            "expected a time the proxy's clock can tell, from 1970-01-01T00:00:00Z to 2554-07-21T23:34:33Z",
+        ),
+    })
 }
 
 fn token_name(path: &str, value: &Value) -> Result<String, ConfigError> {
@@ -602,6 +655,49 @@ mod tests {
         assert!(!none.records(true) && !none.records(false));
     }
 
+    /// A configuration whose second token has the given window fields (JSON members).
+    fn window(fields: &str) -> String {
+        format!(r#"{{"tokens":[{{"name":"a","value":"x"}},{{"name":"b","value":"y"{fields}}}]}}"#)
+    }
+
+    #[test]
+    fn validity_windows_are_read_to_the_nanosecond_in_utc() {
+        let p = parse(
+            window(r#","not_before":"2026-01-01T00:00:00+01:00","not_after":"2026-12-31T23:59:59.999999999Z""#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(p.tokens[0].not_before, None);
+        assert_eq!(p.tokens[0].not_after, None);
+        assert!(!p.tokens[0].has_window());
+        assert_eq!(p.tokens[1].not_before, Some(1_767_222_000_000_000_000));
+        assert_eq!(p.tokens[1].not_after, Some(1_798_761_599_999_999_999));
+        assert!(p.tokens[1].has_window());
+        // Either bound alone is a window.
+        let only_after =
+            parse(window(r#","not_after":"2026-12-31T23:59:59Z""#).as_bytes()).unwrap();
+        assert_eq!(only_after.tokens[1].not_before, None);
+        assert!(only_after.tokens[1].has_window());
+        let only_before =
+            parse(window(r#","not_before":"1970-01-01T00:00:00Z""#).as_bytes()).unwrap();
+        assert_eq!(only_before.tokens[1].not_before, Some(0));
+        assert!(only_before.tokens[1].has_window());
+        // One nanosecond is the shortest window; the same instant written two ways is none.
+        assert!(
+            parse(
+                window(r#","not_before":"2026-06-01T00:00:00Z","not_after":"2026-06-01T00:00:00.000000001Z""#)
+                    .as_bytes()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            err(&window(
+                r#","not_before":"2026-06-01T02:00:00+02:00","not_after":"2026-06-01T00:00:00Z""#
+            )),
+            "tokens[1].not_after: must be later than not_before"
+        );
+    }
+
     const REALM_ERROR: &str =
         "realm: expected 1-64 printable ASCII characters without '\"' or '\\'";
 
@@ -712,9 +808,31 @@ mod tests {
             (r#"{"tokens":[{"name":"a","value":""}]}"#.into(), "tokens[0].value: must not be empty"),
             (r#"{"tokens":[{"name":"a","value":" x"}]}"#.into(), "tokens[0].value: must not start or end with whitespace"),
             (r#"{"tokens":[{"name":"a","value":1}]}"#.into(), "tokens[0].value: expected a string, got a number"),
+            (window(r#","not_before":"2026-12-31""#), "tokens[1].not_before: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z"),
+            (window(r#","not_after":"2026-12-31T23:59:59""#), "tokens[1].not_after: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z"),
+            (window(r#","not_after":"2026-02-29T00:00:00Z""#), "tokens[1].not_after: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z"),
+            (window(r#","not_after":"2026-12-31 23:59:59Z""#), "tokens[1].not_after: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z"),
+            (window(r#","not_after":"tomorrow""#), "tokens[1].not_after: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z"),
+            (window(r#","not_after":"""#), "tokens[1].not_after: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z"),
+            (window(r#","not_after":1798761599"#), "tokens[1].not_after: expected a string, got a number"),
+            (window(r#","not_before":null"#), "tokens[1].not_before: expected a string, got null"),
+            (window(r#","not_before":"1969-12-31T23:59:59Z""#), "tokens[1].not_before: expected a time the proxy's clock can tell, from 1970-01-01T00:00:00Z to 2554-07-21T23:34:33Z"),
+            (window(r#","not_after":"2554-07-21T23:34:34Z""#), "tokens[1].not_after: expected a time the proxy's clock can tell, from 1970-01-01T00:00:00Z to 2554-07-21T23:34:33Z"),
+            (
+                window(r#","not_before":"2026-12-31T23:59:59Z","not_after":"2026-12-31T23:59:59Z""#),
+                "tokens[1].not_after: must be later than not_before",
+            ),
+            (
+                window(r#","not_before":"2027-01-01T00:00:00Z","not_after":"2026-12-31T23:59:59Z""#),
+                "tokens[1].not_after: must be later than not_before",
+            ),
+            (
+                window(r#","not_before":"2027-01-01T00:00:00Z","not_after":"soon""#),
+                "tokens[1].not_after: expected an RFC 3339 timestamp such as 2026-12-31T23:59:59Z",
+            ),
             (
                 r#"{"tokens":[{"name":"a","value":"x","nmae":"b"}]}"#.into(),
-                "tokens[0].nmae: unknown field (expected one of: name, sha256, value, principals)",
+                "tokens[0].nmae: unknown field (expected one of: name, sha256, value, principals, not_before, not_after)",
             ),
             (
                 r#"{"tokens":[{"name":"a","value":"x","principals":["cluster.local/ns/demo/sa/sleep"]}]}"#.into(),
@@ -798,7 +916,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"tokens":[{"name":"a","value":"x","k\r":1}]}"#),
-            "tokens[0].k\\r: unknown field (expected one of: name, sha256, value, principals)"
+            "tokens[0].k\\r: unknown field (expected one of: name, sha256, value, principals, not_before, not_after)"
         );
         // Found by the `config` fuzz target: an empty key gave an empty field.
         assert_eq!(

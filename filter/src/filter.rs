@@ -13,7 +13,6 @@ use crate::response::{self, COUNTERS};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,9 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static PLAIN_TEXT_WARNED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    /// Every counter this VM defined, by name. A configuration push gets a new root context
-    /// but the same VM: names it keeps keep their ids, and only new names are defined.
-    static COUNTER_IDS: RefCell<BTreeMap<String, u32>> = const { RefCell::new(BTreeMap::new()) };
+    /// Every counter this VM defined, sorted by name. A configuration push gets a new root
+    /// context but the same VM: names it keeps keep their ids, and only new names are defined.
+    /// (A sorted `Vec` rather than a map: 3 KB less module.)
+    static COUNTER_IDS: RefCell<Vec<(String, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The ids of one configuration's counters.
@@ -122,10 +122,15 @@ fn define_counters(policy: &Policy) -> Result<Counters, host::HostError> {
 
 /// The id of the counter `name`, defined on first use in this VM.
 fn counter_id(name: &str) -> Result<u32, host::HostError> {
+    let search = |ids: &[(String, u32)]| ids.binary_search_by(|(n, _)| n.as_str().cmp(name));
     // Not re-entered (nothing below calls back), so the borrow is always free; if it were not,
     // defining the counter again would still be correct, only not deduplicated.
     let known = COUNTER_IDS
-        .try_with(|ids| ids.try_borrow().ok().and_then(|ids| ids.get(name).copied()))
+        .try_with(|ids| {
+            let ids = ids.try_borrow().ok()?;
+            let at = search(&ids).ok()?;
+            ids.get(at).map(|(_, id)| *id)
+        })
         .ok()
         .flatten();
     if let Some(id) = known {
@@ -133,8 +138,10 @@ fn counter_id(name: &str) -> Result<u32, host::HostError> {
     }
     let id = host::define_counter(name)?;
     let _ = COUNTER_IDS.try_with(|ids| {
-        if let Ok(mut ids) = ids.try_borrow_mut() {
-            ids.insert(name.to_owned(), id);
+        if let Ok(mut ids) = ids.try_borrow_mut()
+            && let Err(at) = search(&ids)
+        {
+            ids.insert(at, (name.to_owned(), id));
         }
     });
     Ok(id)
@@ -151,11 +158,18 @@ impl HttpContext for GateStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // No valid configuration: fail closed, before anything is read.
         let Some(policy) = self.policy.clone() else {
-            return self.settle(Decision::Deny(Reason::InternalError), None, None, None);
+            return self.settle(
+                Decision::Deny(Reason::InternalError),
+                None,
+                None,
+                None,
+                None,
+            );
         };
         let Ok(headers) = HeaderMap::request() else {
             return self.settle(
                 Decision::Deny(Reason::InternalError),
+                None,
                 None,
                 None,
                 Some(&policy),
@@ -174,6 +188,7 @@ impl HttpContext for GateStream {
                 Decision::Deny(Reason::InternalError),
                 None,
                 None,
+                None,
                 Some(&policy),
             );
         }
@@ -181,14 +196,21 @@ impl HttpContext for GateStream {
             method: view.method,
             path: view.path,
         };
-        let mut decision = gate::decide(&policy, request, view.token_values(), || {
-            let peer = host::property(host::PEER_URI_SAN)?;
-            Ok::<_, host::HostError>(
-                peer.as_deref()
-                    .and_then(|p| std::str::from_utf8(p).ok())
-                    .map(str::to_owned),
-            )
-        });
+        let verdict = gate::decide(
+            &policy,
+            request,
+            view.token_values(),
+            || {
+                let peer = host::property(host::PEER_URI_SAN)?;
+                Ok::<_, host::HostError>(
+                    peer.as_deref()
+                        .and_then(|p| std::str::from_utf8(p).ok())
+                        .map(str::to_owned),
+                )
+            },
+            host::now_ns,
+        );
+        let mut decision = verdict.decision;
         if decision.is_allowed()
             && policy.strip_header
             && view.has_token()
@@ -197,7 +219,13 @@ impl HttpContext for GateStream {
             // Forwarding a token we were told to strip would leak it upstream.
             decision = Decision::Deny(Reason::InternalError);
         }
-        self.settle(decision, view.request_id, view.authority, Some(&policy))
+        self.settle(
+            decision,
+            verdict.token,
+            view.request_id,
+            view.authority,
+            Some(&policy),
+        )
     }
 }
 
@@ -205,9 +233,12 @@ impl GateStream {
     /// Counts the decision, hands it to the access log, and sends the deny reply if there is
     /// one. The values go into filter state before the reply, so the record of a local reply
     /// (which Envoy writes when the reply is sent) carries them too.
+    /// `matched` is the configured token the request's token matched, if any; the hand-over
+    /// decides whether the record names it.
     fn settle(
         &mut self,
         decision: Decision,
+        matched: Option<usize>,
         request_id: Option<&[u8]>,
         authority: Option<&[u8]>,
         policy: Option<&Policy>,
@@ -223,10 +254,9 @@ impl GateStream {
             }
         }
         if let Some(policy) = policy.filter(|p| p.records(decision.is_allowed())) {
-            let token_name = match decision {
-                Decision::Allow { token } => policy.tokens.get(token).map(|t| t.name.as_str()),
-                _ => None,
-            };
+            let token_name = matched
+                .and_then(|token| policy.tokens.get(token))
+                .map(|t| t.name.as_str());
             for (key, value) in handover::values(decision, token_name, authority)
                 .into_iter()
                 .flatten()

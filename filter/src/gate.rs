@@ -11,15 +11,21 @@ pub enum Reason {
     InvalidToken,
     PrincipalMismatch,
     InternalError,
+    /// A configured token, used after its `not_after`.
+    ExpiredToken,
+    /// A configured token, used before its `not_before`.
+    TokenNotYetValid,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 7] = [
         Reason::MissingToken,
         Reason::DuplicateToken,
         Reason::InvalidToken,
         Reason::PrincipalMismatch,
         Reason::InternalError,
+        Reason::ExpiredToken,
+        Reason::TokenNotYetValid,
     ];
 
     pub fn code(self) -> &'static str {
@@ -29,6 +35,8 @@ impl Reason {
             Reason::InvalidToken => "invalid_token",
             Reason::PrincipalMismatch => "principal_mismatch",
             Reason::InternalError => "internal_error",
+            Reason::ExpiredToken => "expired_token",
+            Reason::TokenNotYetValid => "token_not_yet_valid",
         }
     }
 
@@ -40,12 +48,14 @@ impl Reason {
             Reason::InvalidToken => "rfma_invalid_token",
             Reason::PrincipalMismatch => "rfma_principal_mismatch",
             Reason::InternalError => "rfma_internal_error",
+            Reason::ExpiredToken => "rfma_expired_token",
+            Reason::TokenNotYetValid => "rfma_token_not_yet_valid",
         }
     }
 
     pub fn status(self) -> u32 {
         match self {
-            Reason::MissingToken => 401,
+            Reason::MissingToken | Reason::ExpiredToken | Reason::TokenNotYetValid => 401,
             Reason::DuplicateToken => 400,
             Reason::InvalidToken | Reason::PrincipalMismatch => 403,
             Reason::InternalError => 500,
@@ -78,6 +88,32 @@ impl Decision {
     }
 }
 
+/// A decision, and the configured token the presented one matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// The index in [`Policy::tokens`] of the token whose digest matched, whatever came of it
+    /// (allowed, or denied for its window, its principals or an error after the match); `None`
+    /// when no token matched (bypass, missing, duplicate, invalid).
+    pub token: Option<usize>,
+}
+
+impl Verdict {
+    fn unmatched(decision: Decision) -> Self {
+        Verdict {
+            decision,
+            token: None,
+        }
+    }
+
+    fn matched(token: usize, decision: Decision) -> Self {
+        Verdict {
+            decision,
+            token: Some(token),
+        }
+    }
+}
+
 /// What the gate needs to know about a request.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -88,43 +124,65 @@ pub struct Request<'a> {
 
 /// Decides a request.
 ///
-/// `token_values` yields the value of every token header, in order. `peer_principal` is
-/// called at most once, only when the presented token is bound to principals; it returns
-/// the caller's certificate URI SAN, or `Err` when the host could not be asked (a deny).
+/// `token_values` yields the value of every token header, in order. Once the presented token
+/// has matched a configured digest (a constant-time scan over all of them), its validity
+/// window is checked, then its principals:
+///
+/// - `now_ns` is called at most once, only when the matched token has a `not_before` or a
+///   `not_after`; it returns the proxy's clock in nanoseconds since 1970, or `Err` when the
+///   host could not be asked (a deny). Both bounds are inclusive. The window comes first: an
+///   expired token is expired whoever sends it, and the clock costs the proxy less than the
+///   peer's certificate.
+/// - `peer_principal` is called at most once, only when the matched token is bound to
+///   principals; it returns the caller's certificate URI SAN, or `Err` when the host could not
+///   be asked (a deny).
 pub fn decide<'v, E>(
     policy: &Policy,
     request: Request<'_>,
     token_values: impl IntoIterator<Item = &'v [u8]>,
     peer_principal: impl FnOnce() -> Result<Option<String>, E>,
-) -> Decision {
+    now_ns: impl FnOnce() -> Result<u64, E>,
+) -> Verdict {
     if bypasses(policy, request) {
-        return Decision::Bypass;
+        return Verdict::unmatched(Decision::Bypass);
     }
     let mut values = token_values.into_iter();
     let Some(value) = values.next() else {
-        return Decision::Deny(Reason::MissingToken);
+        return Verdict::unmatched(Decision::Deny(Reason::MissingToken));
     };
     if values.next().is_some() {
-        return Decision::Deny(Reason::DuplicateToken);
+        return Verdict::unmatched(Decision::Deny(Reason::DuplicateToken));
     }
     let token = value.trim_ascii();
     if token.is_empty() {
-        return Decision::Deny(Reason::MissingToken);
+        return Verdict::unmatched(Decision::Deny(Reason::MissingToken));
     }
     let Some(index) = digest::find_constant_time(&policy.digests, &digest::sha256(token)) else {
-        return Decision::Deny(Reason::InvalidToken);
+        return Verdict::unmatched(Decision::Deny(Reason::InvalidToken));
     };
     let Some(rule) = policy.tokens.get(index) else {
-        return Decision::Deny(Reason::InternalError);
+        return Verdict::unmatched(Decision::Deny(Reason::InternalError));
     };
-    if !rule.principals.is_empty() {
-        match peer_principal() {
-            Err(_) => return Decision::Deny(Reason::InternalError),
-            Ok(Some(peer)) if rule.principals.contains(&peer) => {}
-            Ok(_) => return Decision::Deny(Reason::PrincipalMismatch),
+    let deny = |reason| Verdict::matched(index, Decision::Deny(reason));
+    if rule.has_window() {
+        let Ok(now) = now_ns() else {
+            return deny(Reason::InternalError);
+        };
+        if rule.not_after.is_some_and(|last| now > last) {
+            return deny(Reason::ExpiredToken);
+        }
+        if rule.not_before.is_some_and(|first| now < first) {
+            return deny(Reason::TokenNotYetValid);
         }
     }
-    Decision::Allow { token: index }
+    if !rule.principals.is_empty() {
+        match peer_principal() {
+            Err(_) => return deny(Reason::InternalError),
+            Ok(Some(peer)) if rule.principals.contains(&peer) => {}
+            Ok(_) => return deny(Reason::PrincipalMismatch),
+        }
+    }
+    Verdict::matched(index, Decision::Allow { token: index })
 }
 
 /// Splits a request target into path and query (a fragment, which clients should never
@@ -186,6 +244,7 @@ pub fn safe_to_bypass(path: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::config;
+    use std::cell::Cell;
 
     fn policy() -> Policy {
         let bound = digest::sha256(b"bound-token")
@@ -215,8 +274,49 @@ mod tests {
             },
             values,
             || Ok(peer.map(str::to_owned)),
+            || panic!("no token of this policy has a window: the clock is never read"),
+        )
+        .decision
+    }
+
+    const GET: Request<'static> = Request {
+        method: b"GET",
+        path: b"/get",
+    };
+
+    /// A policy with windowed tokens: `window` (2026 inclusive, bound to a principal),
+    /// `from` (from 2026 on), `until` (until the end of 2026), `always` (no window).
+    fn windowed() -> Policy {
+        config::parse(
+            br#"{"tokens":[
+                {"name":"window","value":"w","not_before":"2026-01-01T00:00:00Z","not_after":"2026-12-31T23:59:59.999999999Z",
+                 "principals":["spiffe://cluster.local/ns/demo/sa/sleep"]},
+                {"name":"from","value":"f","not_before":"2026-01-01T00:00:00+01:00"},
+                {"name":"until","value":"u","not_after":"2026-12-31T23:59:59Z"},
+                {"name":"always","value":"a"}
+            ]}"#,
+        )
+        .unwrap()
+    }
+
+    /// Decides `token` at `now` (from a peer that is `sleep`), counting the clock reads.
+    fn at(policy: &Policy, token: &str, now: Result<u64, ()>, reads: &Cell<u32>) -> Verdict {
+        decide(
+            policy,
+            GET,
+            [token.as_bytes()],
+            || Ok(Some("spiffe://cluster.local/ns/demo/sa/sleep".to_owned())),
+            || {
+                reads.set(reads.get().saturating_add(1));
+                now
+            },
         )
     }
+
+    const S: u64 = 1_000_000_000;
+    /// 2026-01-01T00:00:00Z and 2026-12-31T23:59:59Z.
+    const START_2026: u64 = 1_767_225_600 * S;
+    const LAST_SECOND_2026: u64 = 1_798_761_599 * S;
 
     #[test]
     fn a_listed_token_is_allowed_with_its_index() {
@@ -307,16 +407,159 @@ mod tests {
             asked.set(asked.get() + 1);
             Err(())
         };
+        let clock = || -> Result<u64, ()> { panic!("no window: no clock") };
         assert_eq!(
-            decide(&p, req, [b"test1".as_slice()], lookup),
+            decide(&p, req, [b"test1".as_slice()], lookup, clock).decision,
             Decision::Allow { token: 0 }
         );
         assert_eq!(asked.get(), 0);
         assert_eq!(
-            decide(&p, req, [b"bound-token".as_slice()], lookup),
-            Decision::Deny(Reason::InternalError)
+            decide(&p, req, [b"bound-token".as_slice()], lookup, clock),
+            Verdict {
+                decision: Decision::Deny(Reason::InternalError),
+                token: Some(1)
+            }
         );
         assert_eq!(asked.get(), 1);
+    }
+
+    #[test]
+    fn a_window_is_inclusive_at_both_ends_to_the_nanosecond() {
+        let p = windowed();
+        let reads = Cell::new(0);
+        let last = LAST_SECOND_2026 + S - 1;
+        let cases = [
+            (START_2026 - 1, Decision::Deny(Reason::TokenNotYetValid)),
+            (START_2026, Decision::Allow { token: 0 }),
+            (START_2026 + 1, Decision::Allow { token: 0 }),
+            (last - 1, Decision::Allow { token: 0 }),
+            (last, Decision::Allow { token: 0 }),
+            (last + 1, Decision::Deny(Reason::ExpiredToken)),
+            (0, Decision::Deny(Reason::TokenNotYetValid)),
+            (u64::MAX, Decision::Deny(Reason::ExpiredToken)),
+        ];
+        for (now, want) in cases {
+            let verdict = at(&p, "w", Ok(now), &reads);
+            assert_eq!(
+                verdict,
+                Verdict {
+                    decision: want,
+                    token: Some(0)
+                },
+                "at {now}"
+            );
+        }
+        assert_eq!(reads.get(), 8, "one clock read per request");
+    }
+
+    #[test]
+    fn either_bound_alone_limits_one_side() {
+        let p = windowed();
+        let reads = Cell::new(0);
+        // `from` starts at 2026-01-01T00:00:00+01:00, an hour before START_2026.
+        let from = START_2026 - 3600 * S;
+        assert_eq!(
+            at(&p, "f", Ok(from - 1), &reads).decision,
+            Decision::Deny(Reason::TokenNotYetValid)
+        );
+        assert_eq!(
+            at(&p, "f", Ok(from), &reads).decision,
+            Decision::Allow { token: 1 }
+        );
+        assert_eq!(
+            at(&p, "f", Ok(u64::MAX), &reads).decision,
+            Decision::Allow { token: 1 }
+        );
+        assert_eq!(
+            at(&p, "u", Ok(0), &reads).decision,
+            Decision::Allow { token: 2 }
+        );
+        assert_eq!(
+            at(&p, "u", Ok(LAST_SECOND_2026), &reads).decision,
+            Decision::Allow { token: 2 }
+        );
+        assert_eq!(
+            at(&p, "u", Ok(LAST_SECOND_2026 + 1), &reads).decision,
+            Decision::Deny(Reason::ExpiredToken)
+        );
+        assert_eq!(reads.get(), 6);
+    }
+
+    #[test]
+    fn the_clock_is_read_only_for_a_matched_token_with_a_window() {
+        let p = windowed();
+        let reads = Cell::new(0);
+        assert_eq!(
+            at(&p, "a", Err(()), &reads),
+            Verdict {
+                decision: Decision::Allow { token: 3 },
+                token: Some(3)
+            }
+        );
+        for wrong in ["nope", "", "W"] {
+            assert_eq!(at(&p, wrong, Err(()), &reads).token, None, "{wrong:?}");
+        }
+        let bypass = config::parse(
+            br#"{"tokens":[{"name":"w","value":"w","not_after":"2026-01-01T00:00:00Z"}],"bypass":[{"path_prefix":"/get"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(at(&bypass, "w", Err(()), &reads).decision, Decision::Bypass);
+        assert_eq!(reads.get(), 0, "no clock without a matched windowed token");
+        // A clock the proxy cannot read fails closed, and the verdict still names the token.
+        assert_eq!(
+            at(&p, "u", Err(()), &reads),
+            Verdict {
+                decision: Decision::Deny(Reason::InternalError),
+                token: Some(2)
+            }
+        );
+        assert_eq!(reads.get(), 1);
+    }
+
+    #[test]
+    fn the_window_is_checked_before_the_principals() {
+        let p = windowed();
+        let reads = Cell::new(0u32);
+        let asked = Cell::new(0u32);
+        let from_other = |now: u64| {
+            decide::<()>(
+                &p,
+                GET,
+                [b"w".as_slice()],
+                || {
+                    asked.set(asked.get().saturating_add(1));
+                    Ok(Some("spiffe://cluster.local/ns/demo/sa/other".to_owned()))
+                },
+                || {
+                    reads.set(reads.get().saturating_add(1));
+                    Ok(now)
+                },
+            )
+        };
+        // Expired, or not yet valid, whoever sends it: the peer is not even asked.
+        assert_eq!(
+            from_other(u64::MAX).decision,
+            Decision::Deny(Reason::ExpiredToken)
+        );
+        assert_eq!(
+            from_other(0).decision,
+            Decision::Deny(Reason::TokenNotYetValid)
+        );
+        assert_eq!(asked.get(), 0);
+        // Inside the window the principals decide.
+        assert_eq!(
+            from_other(START_2026),
+            Verdict {
+                decision: Decision::Deny(Reason::PrincipalMismatch),
+                token: Some(0)
+            }
+        );
+        assert_eq!(asked.get(), 1);
+        assert_eq!(reads.get(), 3);
+        assert_eq!(
+            at(&p, "w", Ok(START_2026), &reads).decision,
+            Decision::Allow { token: 0 }
+        );
     }
 
     #[test]
@@ -392,7 +635,9 @@ mod tests {
                 ("duplicate_token", 400),
                 ("invalid_token", 403),
                 ("principal_mismatch", 403),
-                ("internal_error", 500)
+                ("internal_error", 500),
+                ("expired_token", 401),
+                ("token_not_yet_valid", 401)
             ]
         );
         for reason in Reason::ALL {

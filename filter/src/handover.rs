@@ -5,9 +5,9 @@
 //! facts Envoy already knows (status, bytes, addresses, timing), at native cost. The filter
 //! only says what it decided, and the one fact Envoy cannot print: the authority without its
 //! port. Each value costs the proxy a filter-state write (about 4k instructions), so a request
-//! gets at most three, and only those it has.
+//! gets at most four, and only those it has.
 
-use crate::gate::Decision;
+use crate::gate::{Decision, Reason};
 
 /// Envoy stores a property a module sets under `wasm.<key>`: these are the keys without it.
 pub const DECISION: &[u8] = b"rfma_decision";
@@ -18,21 +18,33 @@ pub const DOMAIN: &[u8] = b"rfma_domain";
 /// Every key the filter may set, for tests and for the format's drift check.
 pub const KEYS: [&[u8]; 4] = [DECISION, TOKEN, REASON, DOMAIN];
 
-/// The values for one request, in the order they are written: the decision always, then the
-/// token's name (allowed) or the deny reason, then the domain when the request named one.
+/// The values for one request, in the order they are written: the decision always; then the
+/// name of the token the request matched (`token_name`) when it was allowed, or denied for being
+/// used outside its validity window (its digest matched: the record says which client must be
+/// re-keyed); then the deny reason; then the domain when the request named one. Other denies
+/// never name a token, even one whose digest matched (a principal mismatch names no client).
 pub fn values<'a>(
     decision: Decision,
     token_name: Option<&'a str>,
     authority: Option<&'a [u8]>,
-) -> [Option<(&'static [u8], &'a [u8])>; 3] {
-    let detail = match decision {
-        Decision::Allow { .. } => token_name.map(|name| (TOKEN, name.as_bytes())),
+) -> [Option<(&'static [u8], &'a [u8])>; 4] {
+    let names_token = match decision {
+        Decision::Allow { .. } => true,
+        Decision::Deny(reason) => {
+            matches!(reason, Reason::ExpiredToken | Reason::TokenNotYetValid)
+        }
+        Decision::Bypass => false,
+    };
+    let reason = match decision {
         Decision::Deny(reason) => Some((REASON, reason.code().as_bytes())),
-        Decision::Bypass => None,
+        Decision::Allow { .. } | Decision::Bypass => None,
     };
     [
         Some((DECISION, decision.code().as_bytes())),
-        detail,
+        token_name
+            .filter(|_| names_token)
+            .map(|name| (TOKEN, name.as_bytes())),
+        reason,
         authority
             .map(host_without_port)
             .filter(|domain| !domain.is_empty())
@@ -61,7 +73,7 @@ mod tests {
     use super::*;
     use crate::gate::Reason;
 
-    fn written<'a>(values: [Option<(&'static [u8], &'a [u8])>; 3]) -> Vec<(&'a str, &'a str)> {
+    fn written<'a>(values: [Option<(&'static [u8], &'a [u8])>; 4]) -> Vec<(&'a str, &'a str)> {
         values
             .into_iter()
             .flatten()
@@ -98,6 +110,37 @@ mod tests {
                 [("rfma_decision", "deny"), ("rfma_reason", reason.code())]
             );
         }
+    }
+
+    #[test]
+    fn a_deny_names_the_token_only_when_it_was_used_outside_its_window() {
+        for reason in [Reason::ExpiredToken, Reason::TokenNotYetValid] {
+            assert_eq!(
+                written(values(Decision::Deny(reason), Some("sleep"), Some(b"h:1"))),
+                [
+                    ("rfma_decision", "deny"),
+                    ("rfma_token", "sleep"),
+                    ("rfma_reason", reason.code()),
+                    ("rfma_domain", "h")
+                ]
+            );
+        }
+        for reason in [
+            Reason::MissingToken,
+            Reason::DuplicateToken,
+            Reason::InvalidToken,
+            Reason::PrincipalMismatch,
+            Reason::InternalError,
+        ] {
+            assert_eq!(
+                written(values(Decision::Deny(reason), Some("sleep"), None)),
+                [("rfma_decision", "deny"), ("rfma_reason", reason.code())]
+            );
+        }
+        assert_eq!(
+            written(values(Decision::Bypass, Some("sleep"), None)),
+            [("rfma_decision", "bypass")]
+        );
     }
 
     #[test]

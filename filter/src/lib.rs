@@ -1,7 +1,8 @@
 //! `rfma-filter`: a Proxy-Wasm HTTP filter that gates requests on a hashed token allowlist
 //! and hands its decision to Envoy's access log, which writes one ECS record per request.
 //!
-//! Pure logic over plain data: [`config`] (plugin configuration → immutable policy),
+//! Pure logic over plain data: [`config`] (plugin configuration → immutable policy, its
+//! timestamps read by [`timestamp`]),
 //! [`gate`] (where a request is decided), [`handover`] (what the access log gets).
 //! [`host`] is the only code that touches the Proxy-Wasm ABI; [`filter`] wires them into
 //! the SDK's contexts.
@@ -25,6 +26,7 @@ pub mod headers;
 pub mod host;
 pub mod json;
 pub mod response;
+pub mod timestamp;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

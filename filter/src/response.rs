@@ -17,7 +17,7 @@ pub fn deny_body(reason: Reason, request_id: Option<&[u8]>) -> Vec<u8> {
 /// The auth-scheme of the challenge.
 pub const CHALLENGE_SCHEME: &str = "RFMA-Token";
 
-/// The `WWW-Authenticate` value of a 401 (RFC 9110 §11.6.1 requires one):
+/// The `WWW-Authenticate` value of a 401 (RFC 9110 §15.5.2 requires one):
 /// `RFMA-Token realm="<realm>", header="<header>"`, plus `, error="<reason>"` when the reason
 /// says more than "no token" (a token used outside its validity window). `None` for every
 /// other status. Built from the configuration and the reason code alone, never from the
@@ -68,7 +68,7 @@ pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Counter names, in the order of [`counter_index`].
-pub const COUNTERS: [&str; 7] = [
+pub const COUNTERS: [&str; 9] = [
     "rfma_allowed_total",
     "rfma_bypassed_total",
     "rfma_denied_missing_token_total",
@@ -76,6 +76,8 @@ pub const COUNTERS: [&str; 7] = [
     "rfma_denied_duplicate_token_total",
     "rfma_denied_principal_mismatch_total",
     "rfma_denied_internal_error_total",
+    "rfma_denied_expired_token_total",
+    "rfma_denied_token_not_yet_valid_total",
 ];
 
 /// The per-token counter: how many requests each configured token allowed. In Prometheus it is
@@ -121,6 +123,8 @@ pub fn counter_index(decision: Decision) -> usize {
         Decision::Deny(Reason::DuplicateToken) => 4,
         Decision::Deny(Reason::PrincipalMismatch) => 5,
         Decision::Deny(Reason::InternalError) => 6,
+        Decision::Deny(Reason::ExpiredToken) => 7,
+        Decision::Deny(Reason::TokenNotYetValid) => 8,
     }
 }
 
@@ -152,6 +156,18 @@ mod tests {
                 Reason::MissingToken => assert_eq!(
                     challenge.as_deref(),
                     Some(r#"RFMA-Token realm="istio-demo", header="x-rfma-token""#)
+                ),
+                Reason::ExpiredToken => assert_eq!(
+                    challenge.as_deref(),
+                    Some(
+                        r#"RFMA-Token realm="istio-demo", header="x-rfma-token", error="expired_token""#
+                    )
+                ),
+                Reason::TokenNotYetValid => assert_eq!(
+                    challenge.as_deref(),
+                    Some(
+                        r#"RFMA-Token realm="istio-demo", header="x-rfma-token", error="token_not_yet_valid""#
+                    )
                 ),
                 _ => {
                     assert_ne!(reason.status(), 401, "{reason:?}");
@@ -203,6 +219,8 @@ mod tests {
             Decision::Deny(Reason::DuplicateToken),
             Decision::Deny(Reason::PrincipalMismatch),
             Decision::Deny(Reason::InternalError),
+            Decision::Deny(Reason::ExpiredToken),
+            Decision::Deny(Reason::TokenNotYetValid),
         ];
         let names: Vec<&str> = decisions
             .iter()

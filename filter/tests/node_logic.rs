@@ -45,7 +45,9 @@ fn decide(method: &str, path: &str, tokens: &[&str], peer: Option<&str>) -> Deci
         },
         tokens.iter().map(|t| t.as_bytes()),
         || Ok::<_, ()>(peer.map(str::to_owned)),
+        || panic!("no token of this policy has a validity window: the clock is never read"),
     )
+    .decision
 }
 
 fn config_error(text: &str) -> String {
@@ -225,7 +227,7 @@ fn dot_segments_and_encoded_characters_never_bypass() {
 }
 
 /// What `handover::values` returned, as text pairs in order.
-fn handed(values: [Option<(&'static [u8], &[u8])>; 3]) -> Vec<(String, String)> {
+fn handed(values: [Option<(&'static [u8], &[u8])>; 4]) -> Vec<(String, String)> {
     values
         .into_iter()
         .flatten()
@@ -278,19 +280,58 @@ fn each_decision_hands_over_its_values_for_the_access_log() {
         pairs(&[("rfma_decision", "bypass")])
     );
     for reason in Reason::ALL {
+        // A token used outside its validity window is named: its client must be re-keyed.
+        let names_token = matches!(reason, Reason::ExpiredToken | Reason::TokenNotYetValid);
+        let mut want = vec![("rfma_decision", "deny")];
+        if names_token {
+            want.push(("rfma_token", "sleep"));
+        }
+        want.extend([("rfma_reason", reason.code()), ("rfma_domain", "::1")]);
         assert_eq!(
             handed(handover::values(
                 Decision::Deny(reason),
                 Some("sleep"),
                 Some(b"[::1]:80")
             )),
-            pairs(&[
-                ("rfma_decision", "deny"),
-                ("rfma_reason", reason.code()),
-                ("rfma_domain", "::1")
-            ])
+            pairs(&want)
         );
     }
+}
+
+#[wasm_bindgen_test]
+fn validity_windows_are_read_and_held_to_the_nanosecond() {
+    let p = config::parse(
+        br#"{"tokens":[{"name":"w","value":"w","not_before":"2026-03-01T02:00:00+02:00","not_after":"2026-03-31T23:59:59.999999999Z"}]}"#,
+    )
+    .unwrap();
+    let first = 1_772_323_200_000_000_000u64;
+    let last = 1_775_001_599_999_999_999u64;
+    assert_eq!(p.tokens[0].not_before, Some(first));
+    assert_eq!(p.tokens[0].not_after, Some(last));
+    let at = |now: u64| {
+        gate::decide(
+            &p,
+            Request {
+                method: b"GET",
+                path: b"/get",
+            },
+            [b"w".as_slice()],
+            || Ok::<_, ()>(None),
+            || Ok(now),
+        )
+    };
+    assert_eq!(
+        at(first - 1).decision,
+        Decision::Deny(Reason::TokenNotYetValid)
+    );
+    assert_eq!(at(first).decision, Decision::Allow { token: 0 });
+    assert_eq!(at(last).decision, Decision::Allow { token: 0 });
+    assert_eq!(at(last + 1).decision, Decision::Deny(Reason::ExpiredToken));
+    assert_eq!(at(last + 1).token, Some(0));
+    assert!(
+        config_error(r#"{"tokens":[{"name":"w","value":"w","not_after":"2026-02-29T00:00:00Z"}]}"#)
+            .starts_with("tokens[0].not_after: ")
+    );
 }
 
 #[wasm_bindgen_test]

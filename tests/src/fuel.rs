@@ -15,6 +15,12 @@ pub const ALLOWED_FUEL_BUDGET: u64 = 12_500;
 /// Demo tokens (not secrets) of the measured configuration.
 const PLAIN_TOKEN: &str = "fuel-demo-plain";
 const BOUND_TOKEN: &str = "fuel-demo-bound";
+/// Valid through 2026 (`not_before`/`not_after`), which holds the host's clock.
+const WINDOWED_TOKEN: &str = "fuel-demo-windowed";
+/// 2027-01-01T00:00:00Z, after the windowed token's `not_after`.
+const AFTER_WINDOW_NS: u64 = 1_798_761_600_000_000_000;
+/// 2025-12-31T23:59:59Z, before its `not_before`.
+const BEFORE_WINDOW_NS: u64 = 1_767_225_599_000_000_000;
 const PEER: &str = "spiffe://cluster.local/ns/demo/sa/sleep";
 
 /// One measured path.
@@ -45,7 +51,9 @@ pub fn configuration() -> String {
         "header": "x-rfma-token",
         "tokens": [
             {"name": "sleep", "sha256": hex_sha256(BOUND_TOKEN), "principals": [PEER]},
-            {"name": "legacy", "value": PLAIN_TOKEN}
+            {"name": "legacy", "value": PLAIN_TOKEN},
+            {"name": "rotating", "sha256": hex_sha256(WINDOWED_TOKEN),
+             "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-12-31T23:59:59Z"}
         ],
         "bypass": [{"path_prefix": "/status/", "methods": ["GET", "HEAD"]}],
         "strip_header": true,
@@ -82,6 +90,9 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("allowed, principal-bound token", |h| {
         send(h, |r| r.header("x-rfma-token", BOUND_TOKEN).peer(PEER))
     }),
+    ("allowed, token with a validity window", |h| {
+        send(h, |r| r.header("x-rfma-token", WINDOWED_TOKEN))
+    }),
     ("bypass", |h| send(h, |r| r.path("/status/200"))),
     ("deny missing_token", |h| send(h, |r| r)),
     ("deny invalid_token", |h| {
@@ -97,6 +108,18 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         send(h, |r| {
             r.header("x-rfma-token", BOUND_TOKEN)
                 .peer("spiffe://cluster.local/ns/demo/sa/other")
+        })
+    }),
+    ("deny expired_token", |h| {
+        send(h, |r| {
+            r.header("x-rfma-token", WINDOWED_TOKEN)
+                .at_ns(AFTER_WINDOW_NS)
+        })
+    }),
+    ("deny token_not_yet_valid", |h| {
+        send(h, |r| {
+            r.header("x-rfma-token", WINDOWED_TOKEN)
+                .at_ns(BEFORE_WINDOW_NS)
         })
     }),
     ("deny internal_error", |h| {

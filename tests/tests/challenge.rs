@@ -124,3 +124,70 @@ fn the_challenge_never_carries_a_token_or_a_digest() {
     assert!(!challenge.contains(LEGACY_TOKEN));
     assert!(!challenge.contains(&sha256_hex(LEGACY_TOKEN)[..8]));
 }
+
+/// Every deny reason the module sends, each once: a challenge exactly on the 401s, with
+/// `error` naming the reason when a token was used outside its validity window.
+#[test]
+fn every_deny_reason_has_a_challenge_exactly_when_it_is_a_401() {
+    let mut cfg = config();
+    cfg["tokens"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "y2026", "value": "y2026-demo-token",
+            "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-12-31T23:59:59Z"}));
+    let mut host = host_with(&cfg);
+    let mut plugin = host.plugin().unwrap();
+    let windowed = |p: &mut rfma_tests::Plugin<'_>, ns: u64| {
+        p.request()
+            .header("x-rfma-token", "y2026-demo-token")
+            .at_ns(ns)
+            .send()
+    };
+    let mut replies = vec![
+        plugin.request().send(),
+        plugin
+            .request()
+            .header("x-rfma-token", "a")
+            .header("x-rfma-token", "b")
+            .send(),
+        plugin.request().header("x-rfma-token", "nope").send(),
+        plugin
+            .request()
+            .header("x-rfma-token", SLEEP_TOKEN)
+            .peer(OTHER_SPIFFE)
+            .send(),
+        windowed(&mut plugin, 1_798_761_600_000_000_000),
+        windowed(&mut plugin, 1_767_225_599_999_999_999),
+    ];
+    plugin.host().inject_fault(
+        "proxy_get_current_time_nanoseconds",
+        Status::InternalFailure,
+    );
+    replies.push(windowed(&mut plugin, 1_767_225_600_000_000_000));
+    let mut seen = Vec::new();
+    for r in &replies {
+        let reason = r.handover()["reason"].clone();
+        let status = r.status().unwrap();
+        let want: Vec<String> = match (status, reason.as_str()) {
+            (401, "missing_token") => vec![DEFAULT_CHALLENGE.to_owned()],
+            (401, _) => vec![format!(r#"{DEFAULT_CHALLENGE}, error="{reason}""#)],
+            _ => Vec::new(),
+        };
+        assert_eq!(challenges(r), want, "{reason}: {r:?}");
+        seen.push((reason, status));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("duplicate_token", 400),
+            ("expired_token", 401),
+            ("internal_error", 500),
+            ("invalid_token", 403),
+            ("missing_token", 401),
+            ("principal_mismatch", 403),
+            ("token_not_yet_valid", 401),
+        ]
+        .map(|(r, s)| (r.to_owned(), s))
+    );
+}

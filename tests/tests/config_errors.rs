@@ -81,6 +81,16 @@ rejects! {
     sha256_not_hex: tokens(json!([{"name": "a", "sha256": "g".repeat(64)}])) => "tokens[0].sha256";
     duplicate_digest_value_then_sha256: tokens(json!([{"name": "a", "value": SECRET}, {"name": "b", "sha256": sha256_hex(SECRET)}])) => "tokens[1].sha256";
     duplicate_digest_two_values: tokens(json!([{"name": "a", "value": SECRET}, {"name": "b", "value": SECRET}])) => "tokens[1].value";
+    not_before_not_a_timestamp: tokens(json!([{"name": "a", "value": SECRET, "not_before": "next monday"}])) => "tokens[0].not_before";
+    not_before_without_an_offset: tokens(json!([{"name": "a", "value": SECRET, "not_before": "2026-01-01T00:00:00"}])) => "tokens[0].not_before";
+    not_before_a_date_only: tokens(json!([{"name": "a", "value": SECRET, "not_before": "2026-01-01"}])) => "tokens[0].not_before";
+    not_before_not_a_string: tokens(json!([{"name": "a", "value": SECRET, "not_before": 1767225600}])) => "tokens[0].not_before";
+    not_before_before_1970: tokens(json!([{"name": "a", "value": SECRET, "not_before": "1969-12-31T23:59:59Z"}])) => "tokens[0].not_before";
+    not_after_no_such_day: tokens(json!([{"name": "a", "value": "x1"}, {"name": "b", "value": SECRET, "not_after": "2026-02-29T00:00:00Z"}])) => "tokens[1].not_after";
+    not_after_bad_offset: tokens(json!([{"name": "a", "value": SECRET, "not_after": "2026-12-31T23:59:59+2:00"}])) => "tokens[0].not_after";
+    not_after_past_2554: tokens(json!([{"name": "a", "value": SECRET, "not_after": "2600-01-01T00:00:00Z"}])) => "tokens[0].not_after";
+    not_after_equal_to_not_before: tokens(json!([{"name": "a", "value": SECRET, "not_before": "2026-12-31T23:59:59Z", "not_after": "2027-01-01T01:59:59+02:00"}])) => "tokens[0].not_after";
+    not_after_before_not_before: tokens(json!([{"name": "a", "value": "x1"}, {"name": "b", "value": SECRET, "not_before": "2027-01-01T00:00:00Z", "not_after": "2026-12-31T23:59:59Z"}])) => "tokens[1].not_after";
     principal_not_spiffe: tokens(json!([{"name": "a", "value": SECRET, "principals": ["cluster.local/ns/demo/sa/sleep"]}])) => "tokens[0].principals[0]";
     principal_empty_spiffe: tokens(json!([{"name": "a", "value": SECRET, "principals": ["spiffe://"]}])) => "tokens[0].principals[0]";
     principals_empty_list: tokens(json!([{"name": "a", "value": SECRET, "principals": []}])) => "tokens[0].principals";

@@ -25,7 +25,10 @@ fn snapshot(plugin: &Plugin<'_>) -> Vec<u64> {
 
 /// Sends one request with `send`, then checks that only `counters` moved, each by one.
 fn only_moves(counters: &[&str], send: impl FnOnce(&mut Plugin<'_>)) {
-    let mut host = host();
+    only_moves_in(host(), counters, send)
+}
+
+fn only_moves_in(mut host: Host, counters: &[&str], send: impl FnOnce(&mut Plugin<'_>)) {
     let mut plugin = host.plugin().unwrap();
     let before = snapshot(&plugin);
     assert!(before.iter().all(|v| *v == 0), "{before:?}");
@@ -125,6 +128,54 @@ fn denied_internal_error_total() {
             .inject_fault("proxy_get_header_map_pairs", Status::InternalFailure);
         p.request().header("x-rfma-token", LEGACY_TOKEN).send();
     });
+}
+
+/// The test configuration with a token valid in 2026 only (the host's clock is in 2026).
+fn with_window() -> Host {
+    let mut cfg = config();
+    cfg["tokens"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "y2026", "value": "y2026-demo-token",
+            "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-12-31T23:59:59Z"}));
+    host_with(&cfg)
+}
+
+#[test]
+fn denied_expired_token_total() {
+    only_moves_in(with_window(), &["rfma_denied_expired_token_total"], |p| {
+        p.request()
+            .header("x-rfma-token", "y2026-demo-token")
+            .at_ns(1_798_761_600_000_000_000)
+            .send();
+    });
+}
+
+#[test]
+fn denied_token_not_yet_valid_total() {
+    only_moves_in(
+        with_window(),
+        &["rfma_denied_token_not_yet_valid_total"],
+        |p| {
+            p.request()
+                .header("x-rfma-token", "y2026-demo-token")
+                .at_ns(1_767_225_599_999_999_999)
+                .send();
+        },
+    );
+}
+
+#[test]
+fn a_windowed_token_inside_its_window_counts_as_allowed_under_its_name() {
+    only_moves_in(
+        with_window(),
+        &["rfma_allowed_total", &token_counter("y2026")],
+        |p| {
+            p.request()
+                .header("x-rfma-token", "y2026-demo-token")
+                .send();
+        },
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! A token's life in a real Envoy 1.40: what a client is told when it has none (the
+//! A token's life in a real Envoy 1.40: a token used before its `not_before` or after its
+//! `not_after` (the proxy's own clock), what a client is told when it is refused (the
 //! `WWW-Authenticate` challenge), how often each token is used (`rfma_token_allowed_total`, one
 //! series per token name through the bootstrap's tag-extraction rule, as Istio's
 //! `extraStatTags` renders it), and that no token or digest reaches any output on the way.
@@ -31,6 +32,92 @@ fn assert_no_secret(what: &str, text: &str, tokens: &[&str]) {
             );
         }
     }
+}
+
+const EXPIRED: &str = "expired-token-e2e-5";
+const FUTURE: &str = "future-token-e2e-6";
+const CURRENT: &str = "current-token-e2e-7";
+
+/// `alpha` and `bravo` without a window, `expired` until 2000, `future` from 2100, `current`
+/// from 2000 to 2100.
+fn windowed_config() -> serde_json::Value {
+    let mut config = base_config();
+    let tokens = config["tokens"].as_array_mut().unwrap();
+    tokens.push(json!({ "name": "expired", "sha256": sha256_hex(EXPIRED),
+        "not_after": "1999-12-31T23:59:59.999Z" }));
+    tokens.push(json!({ "name": "future", "sha256": sha256_hex(FUTURE),
+        "not_before": "2100-01-01T00:00:00+01:00" }));
+    tokens.push(json!({ "name": "current", "sha256": sha256_hex(CURRENT),
+        "not_before": "2000-01-01T00:00:00Z", "not_after": "2100-01-01T00:00:00Z" }));
+    config
+}
+
+#[test]
+fn an_expired_and_a_future_token_are_refused_and_the_record_names_them() {
+    let stack = start(&windowed_config());
+    let mut log = LogFollower::new(&stack.envoy.access_log);
+
+    let expired = get_with_token(&stack, "/get", EXPIRED);
+    assert_deny(&expired, 401, "expired_token");
+    assert_eq!(
+        expired.header("www-authenticate"),
+        Some(format!(r#"{CHALLENGE}, error="expired_token""#).as_str())
+    );
+    let future = get_with_token(&stack, "/get", FUTURE);
+    assert_deny(&future, 401, "token_not_yet_valid");
+    assert_eq!(
+        future.header("www-authenticate"),
+        Some(format!(r#"{CHALLENGE}, error="token_not_yet_valid""#).as_str())
+    );
+    let current = get_with_token(&stack, "/get", CURRENT);
+    let echo = assert_upstream(&current);
+    assert_eq!(echoed_header(&echo, "x-rfma-token"), None, "stripped");
+    assert_upstream(&get_with_token(&stack, "/get", ALPHA));
+
+    let records = next_records(&mut log, 4);
+    let summary: Vec<(String, String, String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["rfma"]["decision"].as_str().unwrap().to_owned(),
+                r["rfma"]["token"]["name"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_owned(),
+                r["rfma"]["reason"].as_str().unwrap_or("-").to_owned(),
+                r["http"]["response"]["status_code"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let row = |d: &str, t: &str, r: &str, s| (d.to_owned(), t.to_owned(), r.to_owned(), s);
+    assert_eq!(
+        summary,
+        [
+            row("deny", "expired", "expired_token", 401),
+            row("deny", "future", "token_not_yet_valid", 401),
+            row("allow", "current", "-", 200),
+            row("allow", "alpha", "-", 200),
+        ]
+    );
+    assert_eq!(records[0]["event"]["reason"], "expired_token");
+
+    let text = stack.envoy.prometheus().unwrap();
+    for (counter, want) in [
+        ("rfma_denied_expired_token_total", 1),
+        ("rfma_denied_token_not_yet_valid_total", 1),
+        ("rfma_allowed_total", 2),
+    ] {
+        assert_eq!(
+            prometheus_value(&text, counter),
+            Some(want),
+            "{counter}:\n{text}"
+        );
+    }
+    for (token, want) in [("expired", 0), ("future", 0), ("current", 1), ("alpha", 1)] {
+        assert_eq!(token_count(&text, token), Some(want), "{token}:\n{text}");
+    }
+    let access_log = std::fs::read_to_string(&stack.envoy.access_log).unwrap();
+    assert_no_secret("the access log", &access_log, &[EXPIRED, FUTURE, CURRENT]);
 }
 
 #[test]

@@ -369,7 +369,7 @@ fn without_the_hand_over_the_record_has_envoys_fields_only() {
 /// Prometheus names of the filter's counters. Envoy keeps custom Wasm metrics under its
 /// `wasmcustom` stat namespace (`wasmcustom.rfma_allowed_total` in `/stats`) and strips that
 /// namespace in `/stats/prometheus`, without adding its usual `envoy_` prefix.
-const COUNTERS: [&str; 7] = [
+const COUNTERS: [&str; 9] = [
     "rfma_allowed_total",
     "rfma_bypassed_total",
     "rfma_denied_missing_token_total",
@@ -377,6 +377,8 @@ const COUNTERS: [&str; 7] = [
     "rfma_denied_duplicate_token_total",
     "rfma_denied_principal_mismatch_total",
     "rfma_denied_internal_error_total",
+    "rfma_denied_expired_token_total",
+    "rfma_denied_token_not_yet_valid_total",
 ];
 
 #[test]
@@ -434,7 +436,7 @@ fn counters_are_exact_after_a_known_mix() {
     next_records(&mut log, sent);
 
     let text = stack.envoy.prometheus().unwrap();
-    let expected = [3, 2, 2, 1, 1, 1, 0];
+    let expected = [3, 2, 2, 1, 1, 1, 0, 0, 0];
     for (c, want) in COUNTERS.iter().zip(expected) {
         assert_eq!(prometheus_value(&text, c), Some(want), "{c}:\n{text}");
         // The same counter under Envoy's own stat name.

@@ -30,6 +30,8 @@ fn fuel_is_deterministic_and_the_allowed_path_is_within_budget() {
         "duplicate_token",
         "principal_mismatch",
         "internal_error",
+        "expired_token",
+        "token_not_yet_valid",
     ] {
         assert!(
             paths.contains(&format!("deny {reason}").as_str()),

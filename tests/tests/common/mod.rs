@@ -55,7 +55,7 @@ use serde_json::{Value, json};
 
 /// The contract's counter names, written out here rather than taken from the filter, so a
 /// renamed counter fails the tests.
-pub const COUNTERS: [&str; 7] = [
+pub const COUNTERS: [&str; 9] = [
     "rfma_allowed_total",
     "rfma_bypassed_total",
     "rfma_denied_missing_token_total",
@@ -63,6 +63,8 @@ pub const COUNTERS: [&str; 7] = [
     "rfma_denied_duplicate_token_total",
     "rfma_denied_principal_mismatch_total",
     "rfma_denied_internal_error_total",
+    "rfma_denied_expired_token_total",
+    "rfma_denied_token_not_yet_valid_total",
 ];
 
 /// The per-token counter of `name` as the module defines it: the tag in Istio's encoding
