@@ -99,6 +99,9 @@ const KEYS: &[&str] = &[
     "denied",
     "log",
     "bypass",
+    "realm",
+    "not_before",
+    "not_after",
 ];
 const HEADERS: &[&str] = &[
     "x-rfma-token",
@@ -144,6 +147,53 @@ const METHODS: &[&str] = &[
     "GET\u{0}",
     "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG",
 ];
+/// Realms: valid ones at the edges (1 and 64 characters, a space, every printable sign but the
+/// two excluded), and the ways to be wrong (empty, 65 characters, `"`, `\`, control, non-ASCII).
+const REALMS: &[&str] = &[
+    "istio-demo",
+    "r",
+    "payments api",
+    "!#$%&'()*+,-./:;<=>?@[]^_`{|}~",
+    "0123456789012345678901234567890123456789012345678901234567890123",
+    "01234567890123456789012345678901234567890123456789012345678901234",
+    "",
+    "a\"b",
+    "a\\b",
+    "tab\there",
+    "caf\u{e9}",
+    "\u{7f}",
+];
+/// Window bounds: the same instants written several ways (offsets, `-00:00`, lower case,
+/// fractions, a leap second), the clock's limits and just past them, and near misses.
+const STAMPS: &[&str] = &[
+    "2026-01-01T00:00:00Z",
+    "2026-01-01T02:00:00+02:00",
+    "2025-12-31T19:00:00-05:00",
+    "2026-01-01t00:00:00z",
+    "2026-01-01T00:00:00-00:00",
+    "2026-01-01T00:00:00.000000001Z",
+    "2026-12-31T23:59:59.999999999Z",
+    "2026-12-31T23:59:59.9999999999Z",
+    "2016-12-31T23:59:60Z",
+    "2017-01-01T00:59:60+01:00",
+    "2024-02-29T12:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999999Z",
+    "2554-07-21T23:34:33.709551615Z",
+    "2554-07-21T23:34:33.709551616Z",
+    "0000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "2026-02-29T00:00:00Z",
+    "2026-12-31T23:59:59",
+    "2026-12-31 23:59:59Z",
+    "2026-12-31T23:59:60Z",
+    "2026-12-31T24:00:00Z",
+    "2026-12-31T23:59:59+2:00",
+    "2026-12-31T23:59:59.Z",
+    "2026-12-31",
+    "",
+];
+
 /// The two valid sinks, the two removed ones (rejected with their own message) and others.
 const SINKS: &[&str] = &[
     "filter_state",
@@ -257,6 +307,8 @@ pub struct Token {
     pub secret: Secret,
     pub principals: Field<Vec<Principal>>,
     pub extra: Option<(Text, Junk)>,
+    pub not_before: Field<Text>,
+    pub not_after: Field<Text>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -295,6 +347,7 @@ pub struct Config {
     pub extra: Option<(Text, Junk)>,
     /// Rotates the order of the top-level members.
     pub rotate: u8,
+    pub realm: Field<Text>,
 }
 
 fn member<T>(out: &mut Vec<(String, J)>, key: &str, field: &Field<T>, good: impl Fn(&T) -> J) {
@@ -339,6 +392,12 @@ impl Token {
                     .collect(),
             )
         });
+        member(&mut m, "not_before", &self.not_before, |t| {
+            J::Str(t.get(STAMPS))
+        });
+        member(&mut m, "not_after", &self.not_after, |t| {
+            J::Str(t.get(STAMPS))
+        });
         extra(&mut m, &self.extra);
         J::Obj(m)
     }
@@ -372,6 +431,7 @@ impl Config {
     pub fn tree(&self) -> J {
         let mut m = Vec::new();
         member(&mut m, "header", &self.header, |t| J::Str(t.get(HEADERS)));
+        member(&mut m, "realm", &self.realm, |t| J::Str(t.get(REALMS)));
         member(&mut m, "tokens", &self.tokens, |list| {
             let mut entries: Vec<J> = list.iter().map(Token::tree).collect();
             let filler = match self.filler_tokens {

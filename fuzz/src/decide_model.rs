@@ -1,7 +1,8 @@
 //! The `decide` target's policies and its reference model of the request contract (issue 2,
-//! "Behaviour for each request"), written from the contract, not from the filter's code.
+//! "Behaviour for each request"; issue 15, validity windows), written from the contract, not
+//! from the filter's code.
 
-use crate::config_model::{hex, sha256};
+use crate::config_model::{hex, rfc3339, sha256};
 use crate::lines::secret;
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::HashMap;
@@ -32,6 +33,20 @@ pub const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "DELETE", "OPTIONS", "M-SEARCH", "X_Y",
 ];
 pub const SINKS: &[&str] = &["filter_state", "none"];
+/// Window bounds, valid RFC 3339 in several spellings; the model reads their instants with
+/// its own parser ([`rfc3339`]).
+pub const STAMPS: &[&str] = &[
+    "2026-01-01T00:00:00Z",
+    "2026-03-01T02:00:00+02:00",
+    "2026-06-30T23:59:60Z",
+    "2026-12-31T23:59:59.999999999Z",
+    "2026-12-31T18:59:59-05:00",
+    "1970-01-01T00:00:00Z",
+    "2554-07-21T23:34:33.709551615Z",
+    "2100-02-28t23:59:59.5z",
+];
+/// The clock of a request that names none: 2026-03-01T00:00:00Z.
+pub const DEFAULT_NOW: u64 = 1_772_323_200_000_000_000;
 
 fn pick(pool: &[&'static str], index: u8) -> &'static str {
     pool.get(usize::from(index) % pool.len())
@@ -54,6 +69,14 @@ pub struct TokenSpec {
     pub secret: &'static str,
     pub spelling: Spelling,
     pub principals: Vec<&'static str>,
+    /// `not_before` and `not_after`, as written in the configuration.
+    pub not_before: Option<&'static str>,
+    pub not_after: Option<&'static str>,
+}
+
+/// A bound's instant, by the model's own reading of RFC 3339.
+fn instant(stamp: &str) -> u64 {
+    rfc3339(stamp).unwrap_or_else(|e| panic!("harness: {stamp} is not a bound: {e:?}"))
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +95,8 @@ struct TokenGen {
     secret: u8,
     spelling: u8,
     principals: Vec<u8>,
+    not_before: Option<u8>,
+    not_after: Option<u8>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -87,13 +112,17 @@ struct PolicyGen {
 
 impl PolicySpec {
     /// The policy every seed with an empty first line uses: docs/filter.md's example, plus a
-    /// token given by upper-case digest.
+    /// token given by upper-case digest, and two with validity windows: `tok-3` (secret 4) for
+    /// 2026 in UTC, `tok-4` (secret 5) until the leap second 2026-06-30T23:59:60Z (that is,
+    /// 2026-07-01T00:00:00Z) and bound to `sleep`.
     pub fn fixed() -> PolicySpec {
         let token = |i: u8, spelling, principals: Vec<&'static str>| TokenSpec {
             name: format!("tok-{i}"),
             secret: secret(i),
             spelling,
             principals,
+            not_before: None,
+            not_after: None,
         };
         PolicySpec {
             header: "x-rfma-token",
@@ -101,6 +130,22 @@ impl PolicySpec {
                 token(0, Spelling::Value, vec![]),
                 token(1, Spelling::Sha256Lower, vec![PRINCIPALS[0]]),
                 token(2, Spelling::Sha256Upper, vec![PRINCIPALS[0], PRINCIPALS[3]]),
+                TokenSpec {
+                    name: "tok-3".into(),
+                    secret: secret(4),
+                    spelling: Spelling::Value,
+                    principals: vec![],
+                    not_before: Some(STAMPS[0]),
+                    not_after: Some(STAMPS[3]),
+                },
+                TokenSpec {
+                    name: "tok-4".into(),
+                    secret: secret(5),
+                    spelling: Spelling::Sha256Lower,
+                    principals: vec![PRINCIPALS[0]],
+                    not_before: None,
+                    not_after: Some(STAMPS[2]),
+                },
             ],
             bypass: vec![("/status/", vec!["GET", "HEAD"]), ("/public", vec![])],
             strip_header: true,
@@ -138,6 +183,12 @@ impl PolicySpec {
                     .take(4)
                     .map(|p| pick(PRINCIPALS, *p))
                     .collect(),
+                not_before: t.not_before.map(|i| pick(STAMPS, i)),
+                // A window must end after it begins: a bound that would not is left out.
+                not_after: t.not_after.map(|i| pick(STAMPS, i)).filter(|last| {
+                    t.not_before
+                        .is_none_or(|first| instant(last) > instant(pick(STAMPS, first)))
+                }),
             });
         }
         if tokens.is_empty() {
@@ -184,6 +235,12 @@ impl PolicySpec {
                 if !t.principals.is_empty() {
                     entry.insert("principals".into(), json!(t.principals));
                 }
+                if let Some(first) = t.not_before {
+                    entry.insert("not_before".into(), json!(first));
+                }
+                if let Some(last) = t.not_after {
+                    entry.insert("not_after".into(), json!(last));
+                }
                 serde_json::Value::Object(entry)
             })
             .collect();
@@ -207,6 +264,24 @@ impl PolicySpec {
         })
         .to_string()
     }
+}
+
+/// What the host says when the gate asks for the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Nanoseconds since 1970 UTC.
+    At(u64),
+    /// The host call fails.
+    Fails,
+}
+
+/// What the gate had to look up for a request, and the configured token it matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lookups {
+    pub peer: bool,
+    pub clock: bool,
+    /// The token whose digest matched the presented one, whatever came of it.
+    pub matched: Option<usize>,
 }
 
 /// What the host says when the gate asks for the peer's URI SAN.
@@ -251,15 +326,18 @@ pub fn ambiguous(path: &[u8]) -> bool {
     encoded || dot_segment || path.contains(&b'\\')
 }
 
-/// The model: what the gate must decide. `asks_peer` is set when the peer must be looked up.
+/// The model: what the gate must decide. `lookups` says what the gate must look up (the peer
+/// only for a matched token bound to principals, the clock only for a matched token with a
+/// window, the window first) and which token matched.
 pub fn decide(
     policy: &PolicySpec,
     headers: &[(Vec<u8>, Vec<u8>)],
     map_damaged: bool,
     peer: &Peer,
-    asks_peer: &mut bool,
+    clock: Clock,
+    lookups: &mut Lookups,
 ) -> Expected {
-    *asks_peer = false;
+    *lookups = Lookups::default();
     if map_damaged {
         // The gate could not see every header, so it cannot tell a duplicate: fail closed.
         return Expected::Deny("internal_error");
@@ -304,11 +382,26 @@ pub fn decide(
     let Some(&index) = allowlist.get(&sha256(token)) else {
         return Expected::Deny("invalid_token");
     };
-    let bound = &policy.tokens[index].principals;
+    lookups.matched = Some(index);
+    let spec = &policy.tokens[index];
+    if spec.not_before.is_some() || spec.not_after.is_some() {
+        lookups.clock = true;
+        let Clock::At(now) = clock else {
+            return Expected::Deny("internal_error");
+        };
+        // Both bounds are instants the token is still valid at.
+        if spec.not_after.is_some_and(|last| now > instant(last)) {
+            return Expected::Deny("expired_token");
+        }
+        if spec.not_before.is_some_and(|first| now < instant(first)) {
+            return Expected::Deny("token_not_yet_valid");
+        }
+    }
+    let bound = &spec.principals;
     if bound.is_empty() {
         return Expected::Allow(index);
     }
-    *asks_peer = true;
+    lookups.peer = true;
     match peer {
         Peer::LookupFails => Expected::Deny("internal_error"),
         Peer::Uri(uri) if bound.iter().any(|p| p.as_bytes() == uri.as_slice()) => {
@@ -350,9 +443,16 @@ mod tests {
     #[test]
     fn the_model_follows_the_contract_on_the_fixed_policy() {
         let p = PolicySpec::fixed();
-        let mut asked = false;
+        let mut asked = Lookups::default();
         let mut run = |headers: &[(&str, &str)], peer: Peer| {
-            decide(&p, &h(headers), false, &peer, &mut asked)
+            decide(
+                &p,
+                &h(headers),
+                false,
+                &peer,
+                Clock::At(DEFAULT_NOW),
+                &mut asked,
+            )
         };
         let sleep = Peer::Uri(PRINCIPALS[0].as_bytes().to_vec());
         assert_eq!(
@@ -421,11 +521,81 @@ mod tests {
             run(&[("x-rfma-token", secret(3))], sleep),
             Expected::Deny("invalid_token")
         );
-        assert!(!asked);
+        assert_eq!(asked, Lookups::default());
         assert_eq!(
-            decide(&p, &[], true, &Peer::Absent, &mut asked),
+            decide(
+                &p,
+                &[],
+                true,
+                &Peer::Absent,
+                Clock::At(DEFAULT_NOW),
+                &mut asked
+            ),
             Expected::Deny("internal_error")
         );
+    }
+
+    #[test]
+    fn the_model_holds_windows_at_both_ends_before_the_principals() {
+        let p = PolicySpec::fixed();
+        let mut asked = Lookups::default();
+        let run = |token: u8, peer: Peer, clock: Clock, asked: &mut Lookups| {
+            decide(
+                &p,
+                &h(&[(":path", "/get"), ("x-rfma-token", secret(token))]),
+                false,
+                &peer,
+                clock,
+                asked,
+            )
+        };
+        let start = instant("2026-01-01T00:00:00Z");
+        let end = instant("2027-01-01T00:00:00Z") - 1;
+        for (now, want) in [
+            (start - 1, Expected::Deny("token_not_yet_valid")),
+            (start, Expected::Allow(3)),
+            (end, Expected::Allow(3)),
+            (end + 1, Expected::Deny("expired_token")),
+        ] {
+            assert_eq!(run(4, Peer::Absent, Clock::At(now), &mut asked), want);
+            assert_eq!(
+                asked,
+                Lookups {
+                    peer: false,
+                    clock: true,
+                    matched: Some(3)
+                }
+            );
+        }
+        assert_eq!(
+            run(4, Peer::Absent, Clock::Fails, &mut asked),
+            Expected::Deny("internal_error")
+        );
+        // tok-4: until the leap second, which is 2026-07-01T00:00:00Z; bound to sleep, but an
+        // expired token is refused before the peer is asked.
+        let leap = instant("2026-07-01T00:00:00Z");
+        let other = Peer::Uri(PRINCIPALS[1].as_bytes().to_vec());
+        assert_eq!(
+            run(5, other.clone(), Clock::At(leap + 1), &mut asked),
+            Expected::Deny("expired_token")
+        );
+        assert!(!asked.peer);
+        assert_eq!(
+            run(5, other, Clock::At(leap), &mut asked),
+            Expected::Deny("principal_mismatch")
+        );
+        assert!(asked.peer && asked.clock);
+        let sleep = Peer::Uri(PRINCIPALS[0].as_bytes().to_vec());
+        assert_eq!(
+            run(5, sleep, Clock::At(leap), &mut asked),
+            Expected::Allow(4)
+        );
+        // No window, no clock.
+        assert_eq!(
+            run(0, Peer::Absent, Clock::Fails, &mut asked),
+            Expected::Allow(0)
+        );
+        assert!(!asked.clock);
     }
 
     #[test]

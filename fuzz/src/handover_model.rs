@@ -3,8 +3,10 @@
 //! filter-state values, which the format prints as `%FILTER_STATE(wasm.<key>:PLAIN)%`.
 //!
 //! - `rfma_decision`: always; `allow`, `bypass` or `deny`.
-//! - `rfma_token`: the allowed token's name; `rfma_reason`: the deny reason code. Neither for
-//!   a bypass.
+//! - `rfma_token`: the name of the token the request matched, when it was allowed, or denied
+//!   for being used outside its validity window (`expired_token`, `token_not_yet_valid`: the
+//!   record says which client must be re-keyed); no other deny names one. `rfma_reason`: the
+//!   deny reason code. Neither for a bypass.
 //! - `rfma_domain`: ECS `url.domain`, the request's authority without its port; left out when
 //!   there is no authority or nothing is left of it.
 
@@ -14,13 +16,18 @@ use crate::decide_model::Expected;
 pub const KEYS: [&str; 4] = ["rfma_decision", "rfma_token", "rfma_reason", "rfma_domain"];
 
 /// Every deny reason code of the contract.
-pub const REASONS: [&str; 5] = [
+pub const REASONS: [&str; 7] = [
     "missing_token",
     "duplicate_token",
     "invalid_token",
     "principal_mismatch",
     "internal_error",
+    "expired_token",
+    "token_not_yet_valid",
 ];
+
+/// The deny reasons whose record names the matched token.
+pub const NAMING_REASONS: [&str; 2] = ["expired_token", "token_not_yet_valid"];
 
 /// ECS `url.domain` of an authority: `host:port` → `host` (everything before the last `:`),
 /// `[v6]:port` and `[v6]` → `v6` (between the brackets), a `[` never closed is kept as
@@ -41,7 +48,8 @@ pub fn domain(authority: &[u8]) -> Option<&[u8]> {
 }
 
 /// What the filter must hand over for a request decided `decision`, in the order it is
-/// written: the decision, then the token name or the reason, then the domain.
+/// written: the decision, then the token name (`token_name`, the token the request matched, if
+/// the decision names it), then the reason, then the domain.
 pub fn values<'a>(
     decision: Expected,
     token_name: Option<&'a str>,
@@ -58,6 +66,9 @@ pub fn values<'a>(
         }
         Expected::Deny(code) => {
             out.push(("rfma_decision", b"deny"));
+            if let Some(name) = token_name.filter(|_| NAMING_REASONS.contains(&code)) {
+                out.push(("rfma_token", name.as_bytes()));
+            }
             out.push(("rfma_reason", code.as_bytes()));
         }
     }
@@ -69,7 +80,7 @@ pub fn values<'a>(
 
 /// The filter's values (`rfma_filter::handover::values`) against the model's, in order.
 pub fn check(
-    got: [Option<(&'static [u8], &[u8])>; 3],
+    got: [Option<(&'static [u8], &[u8])>; 4],
     want: &[(&'static str, &[u8])],
 ) -> Result<(), String> {
     let got: Vec<(&[u8], &[u8])> = got.into_iter().flatten().collect();
@@ -153,14 +164,29 @@ mod tests {
         let ok = [
             Some((&b"rfma_decision"[..], &b"allow"[..])),
             Some((&b"rfma_token"[..], token)),
+            None,
             Some((&b"rfma_domain"[..], &b"h"[..])),
         ];
         check(ok, &want).unwrap();
-        let port_kept = [ok[0], ok[1], Some((&b"rfma_domain"[..], &b"h:1"[..]))];
+        let port_kept = [ok[0], ok[1], None, Some((&b"rfma_domain"[..], &b"h:1"[..]))];
         assert!(check(port_kept, &want).is_err());
-        let no_name = [ok[0], None, ok[2]];
+        let no_name = [ok[0], None, None, ok[3]];
         assert!(check(no_name, &want).is_err());
-        let swapped = [ok[0], ok[2], ok[1]];
+        let swapped = [ok[0], ok[3], None, ok[1]];
         assert!(check(swapped, &want).is_err());
+        // An expired token's deny names it; a principal mismatch does not.
+        let expired = values(Expected::Deny("expired_token"), Some("sleep"), None);
+        let named = [
+            Some((&b"rfma_decision"[..], &b"deny"[..])),
+            Some((&b"rfma_token"[..], token)),
+            Some((&b"rfma_reason"[..], &b"expired_token"[..])),
+            None,
+        ];
+        check(named, &expired).unwrap();
+        assert!(check([named[0], None, named[2], None], &expired).is_err());
+        let mismatch = values(Expected::Deny("principal_mismatch"), Some("sleep"), None);
+        let reason = Some((&b"rfma_reason"[..], &b"principal_mismatch"[..]));
+        check([named[0], None, reason, None], &mismatch).unwrap();
+        assert!(check([named[0], named[1], reason, None], &mismatch).is_err());
     }
 }

@@ -15,7 +15,7 @@ pub mod tree;
 
 use arbitrary::{Arbitrary, Unstructured};
 use checks::{Secrets, check_deny_body};
-use decide_model::{Expected, Peer, PolicySpec};
+use decide_model::{Clock, Expected, Lookups, Peer, PolicySpec};
 use rfma_filter::gate::{self, Decision, Reason, Request};
 use rfma_filter::headers::RequestHeaders;
 use rfma_filter::host::HeaderMap;
@@ -98,13 +98,15 @@ pub struct DecideInput {
     pub policy: PolicySpec,
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     pub peer: Peer,
+    /// What the proxy's clock says ([`decide_model::DEFAULT_NOW`] unless the input sets it).
+    pub clock: Clock,
     /// Bytes cut off the end of the serialized header map (a damaged map from the host).
     pub cut: usize,
 }
 
 /// First line: bytes from which the policy is derived (empty: [`PolicySpec::fixed`]).
-/// Then `name: value` header lines, and the directives `@peer: <uri>`, `@peer-error`
-/// and `@cut: <n>`.
+/// Then `name: value` header lines, and the directives `@peer: <uri>`, `@peer-error`,
+/// `@now: <nanoseconds since 1970>`, `@clock-error` and `@cut: <n>`.
 pub fn decode_decide(data: &[u8]) -> DecideInput {
     let (first, rest) = match data.iter().position(|&b| b == b'\n') {
         Some(nl) => (&data[..nl], &data[nl + 1..]),
@@ -114,12 +116,20 @@ pub fn decode_decide(data: &[u8]) -> DecideInput {
         policy: PolicySpec::from_bytes(first),
         headers: Vec::new(),
         peer: Peer::Absent,
+        clock: Clock::At(decide_model::DEFAULT_NOW),
         cut: 0,
     };
     for (name, value) in lines::pairs(rest) {
         match name.as_slice() {
             b"@peer" => input.peer = Peer::Uri(value),
             b"@peer-error" => input.peer = Peer::LookupFails,
+            b"@now" => {
+                input.clock = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|n| n.trim().parse().ok())
+                    .map_or(Clock::At(decide_model::DEFAULT_NOW), Clock::At);
+            }
+            b"@clock-error" => input.clock = Clock::Fails,
             b"@cut" => {
                 input.cut = std::str::from_utf8(&value)
                     .ok()
@@ -175,7 +185,8 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
         .complete()
         .then(|| RequestHeaders::read(map.iter(), policy.header.as_bytes()));
     let asked = std::cell::Cell::new(0u32);
-    let decision = match &view {
+    let read_clock = std::cell::Cell::new(0u32);
+    let verdict = match &view {
         Some(view) => gate::decide(
             &policy,
             Request {
@@ -191,12 +202,30 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
                     Peer::LookupFails => Err(()),
                 }
             },
+            || {
+                read_clock.set(read_clock.get() + 1);
+                match input.clock {
+                    Clock::At(now) => Ok(now),
+                    Clock::Fails => Err(()),
+                }
+            },
         ),
-        None => Decision::Deny(gate::Reason::InternalError),
+        None => gate::Verdict {
+            decision: Decision::Deny(gate::Reason::InternalError),
+            token: None,
+        },
     };
+    let decision = verdict.decision;
 
-    let mut must_ask = false;
-    let want = decide_model::decide(&input.policy, headers, damaged, &input.peer, &mut must_ask);
+    let mut must = Lookups::default();
+    let want = decide_model::decide(
+        &input.policy,
+        headers,
+        damaged,
+        &input.peer,
+        input.clock,
+        &mut must,
+    );
     let got = match decision {
         Decision::Bypass => Expected::Bypass,
         Decision::Allow { token } => Expected::Allow(token),
@@ -207,10 +236,24 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
             "decision {got:?}, model {want:?}\npolicy {json}\ninput {input:?}"
         ));
     }
-    if asked.get() != u32::from(must_ask) {
+    if asked.get() != u32::from(must.peer) {
         return Err(format!(
-            "the peer was looked up {} times, the model says {must_ask}",
-            asked.get()
+            "the peer was looked up {} times, the model says {}",
+            asked.get(),
+            must.peer
+        ));
+    }
+    if read_clock.get() != u32::from(must.clock) {
+        return Err(format!(
+            "the clock was read {} times, the model says {}\npolicy {json}\ninput {input:?}",
+            read_clock.get(),
+            must.clock
+        ));
+    }
+    if verdict.token != must.matched {
+        return Err(format!(
+            "the verdict names token {:?}, the model matched {:?}\npolicy {json}\ninput {input:?}",
+            verdict.token, must.matched
         ));
     }
 
@@ -272,14 +315,16 @@ pub fn run_decide(data: &[u8]) -> Result<(), String> {
         ));
     }
     if logged {
-        let token_name = match decision {
-            Decision::Allow { token } => policy.tokens.get(token).map(|t| t.name.as_str()),
-            _ => None,
-        };
-        let model_name = match want {
-            Expected::Allow(i) => input.policy.tokens.get(i).map(|t| t.name.as_str()),
-            _ => None,
-        };
+        // The adapter passes the name of the token the request matched; the hand-over decides
+        // whether the decision names it.
+        let token_name = verdict
+            .token
+            .and_then(|token| policy.tokens.get(token))
+            .map(|t| t.name.as_str());
+        let model_name = must
+            .matched
+            .and_then(|i| input.policy.tokens.get(i))
+            .map(|t| t.name.as_str());
         let authority = if damaged {
             None
         } else {

@@ -9,11 +9,13 @@
 
 /// Demo tokens the targets configure. Long and distinctive, so that any 8 consecutive
 /// characters of one of them (or of its hex digest) in an output is a leak, not chance.
-pub const SECRETS: [&str; 4] = [
+pub const SECRETS: [&str; 6] = [
     "Zq9demoTokenAlpha7Hk2vX",
     "Wr4demoTokenBravo3Lm8pQ",
     "Jt6demoTokenCharlie5Nb",
     "Kp1demoTokenDelta0Xy4s",
+    "Ve8demoTokenEcho2Rt6wM",
+    "Bn3demoTokenFoxtrot9Qs",
 ];
 
 pub const MAX_REPEAT: usize = 200_000;
@@ -137,7 +139,7 @@ mod tests {
             b"a\\b\n\r\t\0\x7f\xff\\q\\x4".to_vec()
         );
         assert_eq!(u(br"\s0"), SECRETS[0].as_bytes());
-        assert_eq!(u(br"\s5"), SECRETS[1].as_bytes());
+        assert_eq!(u(br"\s7"), SECRETS[1].as_bytes());
         assert_eq!(u(br"\h1").len(), 64);
         assert_eq!(u(br"<\{70000}A>").len(), 70_002);
         assert_eq!(u(br"\{9999999}A"), b"\\{9999999}A".to_vec());

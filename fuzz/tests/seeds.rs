@@ -89,6 +89,9 @@ fn class_of(field: &str) -> String {
         "sink",
         "allowed",
         "denied",
+        "realm",
+        "not_before",
+        "not_after",
     ];
     let mut parts: Vec<String> = field
         .split('.')
