@@ -1,5 +1,6 @@
 //! `istio-demo token new NAME` and `istio-demo token hash`: make the filter's token allowlist
-//! entries without ever writing a clear token to Git.
+//! entries without ever writing a clear token to Git. `token show` prints a deployed demo token;
+//! `token usage` ([`usage`]) shows how much each configured token is used, per proxy.
 //!
 //! The filter compares the SHA-256 of the trimmed header value with the `tokens[].sha256` digests of
 //! its configuration (issue 2), so a digest made here is exactly what the filter will compute.
@@ -10,12 +11,21 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
+use std::process::ExitCode;
+
+pub mod usage;
 
 /// Random bytes in a new token: 256 bits, well above the 128-bit floor.
 pub const TOKEN_BYTES: usize = 32;
 
 #[derive(Debug, Args)]
-#[command(about = "Make tokens for the filter's allowlist and their SHA-256 digests")]
+#[command(
+    about = "Make tokens for the filter's allowlist and their SHA-256 digests; show how much each is used",
+    long_about = "Make tokens for the filter's allowlist and their SHA-256 digests (`new`, `hash`), print a \
+deployed demo token (`show`), and show, per gated proxy, how many requests each configured token let through and \
+when a record last named it (`usage`). Only `new` and `show` print a token; `usage` prints token names only, never \
+a token or a digest."
+)]
 pub struct TokenArgs {
     #[command(subcommand)]
     pub command: TokenCommand,
@@ -45,6 +55,19 @@ for it and prints it on standard output, alone on one line, so that `curl -H \"x
 external)\" ...` works. Nothing else prints it: not `up`, not a log. Fails if the Secret does not exist."
     )]
     Show(ShowArgs),
+    /// Per gated proxy: each configured token's allowed count and when a record last named it.
+    #[command(
+        long_about = "For every pod the gate (the WasmPlugin or TrafficExtension of --namespace carrying a token \
+list) selects, prints each configured token's count of allowed requests, from the proxy's \
+rfma_token_allowed_total{token=\"<name>\"} counter (pilot-agent's merged /stats/prometheus on port 15020, read \
+through the API server's pod proxy subresource), and when it was last seen: the @timestamp of the newest access \
+record naming it (rfma.token.name, with the decision: allow, or an expired_token / token_not_yet_valid deny) in \
+the istio-proxy container's log over --since, or \"not in the last <since>\". A token with no series on a proxy \
+counts 0 (\"no counter\"). Only token names are printed, never a token or a digest. Needs get on pods/proxy and \
+pods/log and list on pods and the gate's kind; a 403 names the missing grant. Exits 1 when a proxy's stats or log \
+could not be read (the rest is still printed)."
+    )]
+    Usage(usage::UsageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -167,8 +190,8 @@ pub fn read_token(input: impl Read) -> Result<String> {
     Ok(token.to_string())
 }
 
-/// Runs `token new` / `token hash`, writing to `out`.
-pub fn run_with(args: &TokenArgs, input: impl Read, out: &mut impl Write) -> Result<()> {
+/// Runs a `token` subcommand, writing to `out`.
+pub fn run_with(args: &TokenArgs, input: impl Read, out: &mut impl Write) -> Result<ExitCode> {
     match &args.command {
         TokenCommand::New(a) => {
             check_name(&a.name)?;
@@ -193,15 +216,15 @@ pub fn run_with(args: &TokenArgs, input: impl Read, out: &mut impl Write) -> Res
             })?;
             writeln!(out, "{token}")?;
         }
+        TokenCommand::Usage(a) => return usage::run(a, out),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Entry point from `main`.
-pub fn run(args: &TokenArgs) -> Result<std::process::ExitCode> {
+pub fn run(args: &TokenArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
-    run_with(args, std::io::stdin().lock(), &mut stdout.lock())?;
-    Ok(std::process::ExitCode::SUCCESS)
+    run_with(args, std::io::stdin().lock(), &mut stdout.lock())
 }
 
 #[cfg(test)]

@@ -112,7 +112,8 @@ pub struct Pods {
     pub httpbin: Vec<(String, Option<String>)>,
 }
 
-async fn running_pods(
+/// The running pods (not being deleted) matching `selector` in `ns`: name and IP.
+pub async fn running_pods(
     cluster: &Cluster,
     ns: &str,
     selector: &str,

@@ -74,14 +74,23 @@ pub fn parse_fortio_codes(output: &str) -> BTreeMap<u16, u64> {
     codes
 }
 
+/// The JSON object of a sidecar log line (from its first `{`), if it holds one.
+fn line_object(line: &str) -> Option<Value> {
+    line.find('{')
+        .and_then(|i| serde_json::from_str::<Value>(line[i..].trim()).ok())
+        .filter(Value::is_object)
+}
+
+/// Every JSON object of a sidecar log, in log order (Envoy's own text lines are skipped).
+pub fn log_objects(log: &str) -> impl Iterator<Item = Value> + '_ {
+    log.lines().filter_map(line_object)
+}
+
 /// The filter's access record with `http.request.id == id` in a sidecar log.
 pub fn find_record(log: &str, id: &str) -> Option<Value> {
     log.lines()
         .filter(|l| l.contains(id))
-        .filter_map(|l| {
-            l.find('{')
-                .and_then(|i| serde_json::from_str::<Value>(l[i..].trim()).ok())
-        })
+        .filter_map(line_object)
         .find(|v| {
             v.pointer("/http/request/id").and_then(Value::as_str) == Some(id)
                 && v.pointer("/rfma/decision").is_some()
@@ -94,6 +103,106 @@ pub fn prometheus_has(text: &str, metric: &str) -> bool {
         !l.starts_with('#')
             && (l.starts_with(&format!("{metric} ")) || l.starts_with(&format!("{metric}{{")))
     })
+}
+
+/// One sample of a metric in Prometheus text: its labels and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Every sample of `metric` in Prometheus text exposition format (`name{l="v",...} value
+/// [timestamp]`); other metrics' lines are not looked at. A line of `metric` that does not parse
+/// is an error naming its line number, so a broken exposition is not read as "no samples".
+pub fn prometheus_samples(text: &str, metric: &str) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix(metric) else {
+            continue;
+        };
+        if !(rest.is_empty() || rest.starts_with(['{', ' ', '\t'])) {
+            continue; // another metric whose name starts with this one
+        }
+        let sample =
+            parse_sample(rest).map_err(|why| format!("line {}: {metric}: {why}", i + 1))?;
+        samples.push(sample);
+    }
+    Ok(samples)
+}
+
+/// The part of a sample line after the metric's name.
+fn parse_sample(rest: &str) -> Result<Sample, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = rest;
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        let end = loop {
+            while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+            let Some(&(start, c)) = chars.peek() else {
+                return Err("no closing '}'".into());
+            };
+            if c == '}' {
+                break start + 1;
+            }
+            if !(c.is_ascii_alphabetic() || c == '_') {
+                return Err(format!("{c:?} cannot start a label name"));
+            }
+            let mut name = String::new();
+            while let Some((_, c)) = chars.next_if(|(_, c)| c.is_ascii_alphanumeric() || *c == '_')
+            {
+                name.push(c);
+            }
+            if chars.next().map(|(_, c)| c) != Some('=')
+                || chars.next().map(|(_, c)| c) != Some('"')
+            {
+                return Err(format!("label {name}: expected =\"value\""));
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next().map(|(_, c)| c) {
+                    None => return Err(format!("label {name}: unterminated value")),
+                    Some('"') => break,
+                    Some('\\') => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some(c @ ('\\' | '"')) => value.push(c),
+                        other => return Err(format!("label {name}: bad escape {other:?}")),
+                    },
+                    Some(c) => value.push(c),
+                }
+            }
+            if labels.insert(name.clone(), value).is_some() {
+                return Err(format!("label {name} twice"));
+            }
+            while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+            match chars.peek().map(|&(_, c)| c) {
+                Some(',') => {
+                    chars.next();
+                }
+                Some('}') => {}
+                _ => return Err(format!("expected ',' or '}}' after label {name}")),
+            }
+        };
+        rest = &after[end..];
+    }
+    let mut fields = rest.split_whitespace();
+    let value = fields.next().ok_or("no value")?;
+    let value: f64 = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v
+            .parse()
+            .map_err(|_| format!("value {v:?} is not a number"))?,
+    };
+    if let Some(ts) = fields.next()
+        && ts.parse::<i64>().is_err()
+    {
+        return Err(format!("timestamp {ts:?} is not an integer"));
+    }
+    if let Some(extra) = fields.next() {
+        return Err(format!("unexpected {extra:?} after the value"));
+    }
+    Ok(Sample { labels, value })
 }
 
 /// The authorization stage that the policies in the namespace implement.

@@ -89,6 +89,8 @@ pub struct Step {
     pub path: String,
     pub status: u16,
     pub reply: Value,
+    /// A reply that is not JSON (a pod's log, a proxy's Prometheus text), sent as is instead of `reply`.
+    pub text: Option<String>,
 }
 
 pub fn step(method: &'static str, path: impl Into<String>, status: u16, reply: Value) -> Step {
@@ -97,6 +99,15 @@ pub fn step(method: &'static str, path: impl Into<String>, status: u16, reply: V
         path: path.into(),
         status,
         reply,
+        text: None,
+    }
+}
+
+/// A `GET` answered with plain text (`text/plain`): a pod's log, a proxy's Prometheus text.
+pub fn text(path: impl Into<String>, status: u16, body: &str) -> Step {
+    Step {
+        text: Some(body.to_string()),
+        ..step("GET", path, status, Value::Null)
     }
 }
 
@@ -110,6 +121,7 @@ pub fn not_found(path: impl Into<String>) -> Step {
         path,
         status: 404,
         reply,
+        text: None,
     }
 }
 
@@ -226,11 +238,17 @@ pub fn serve(mut handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Ve
             } else {
                 s.reply
             };
-            let resp = Response::builder()
-                .status(s.status)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap();
+            let resp = match s.text {
+                Some(text) => Response::builder()
+                    .status(s.status)
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Body::from(text.into_bytes())),
+                None => Response::builder()
+                    .status(s.status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap())),
+            }
+            .unwrap();
             send.send_response(resp);
             log.push(ex);
         }
