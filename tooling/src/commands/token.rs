@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+pub mod rotate;
 pub mod usage;
 
 /// Random bytes in a new token: 256 bits, well above the 128-bit floor.
@@ -23,8 +24,8 @@ pub const TOKEN_BYTES: usize = 32;
     about = "Make tokens for the filter's allowlist and their SHA-256 digests; show how much each is used",
     long_about = "Make tokens for the filter's allowlist and their SHA-256 digests (`new`, `hash`), print a \
 deployed demo token (`show`), and show, per gated proxy, how many requests each configured token let through and \
-when a record last named it (`usage`). Only `new` and `show` print a token; `usage` prints token names only, never \
-a token or a digest."
+when a record last named it (`usage`), and the plan of replacing a token without downtime (`rotate --dry-run`). \
+Only `new` and `show` print a token; `usage` and `rotate` print token names only, never a token or a digest."
 )]
 pub struct TokenArgs {
     #[command(subcommand)]
@@ -68,6 +69,17 @@ pods/log and list on pods and the gate's kind; a 403 names the missing grant. Ex
 could not be read (the rest is still printed)."
     )]
     Usage(usage::UsageArgs),
+    /// Print the plan of replacing token NAME without downtime (--dry-run; nothing is changed).
+    #[command(
+        long_about = "Reads the gate carrying token NAME in --namespace and the proxies it selects, and prints \
+the plan of a rotation without downtime: 1. add a new token (--new-name, default NAME-r2) beside NAME in the \
+gate's configuration, copying NAME's principals; NAME stays valid, until now + --overlap if given (its not_after); \
+2. write the new token to the Secret NAME's client reads (the demo tokens' Secrets); 3. wait until NAME's \
+rfma_token_allowed_total has not changed for --quiet-for on every proxy (each one's count now is shown), giving up \
+after --timeout with NAME kept; 4. remove NAME and print what was removed. Only --dry-run is implemented: nothing \
+is changed, and without it the command refuses to start (exit 2). Prints names only, never a token or a digest."
+    )]
+    Rotate(rotate::RotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +229,7 @@ pub fn run_with(args: &TokenArgs, input: impl Read, out: &mut impl Write) -> Res
             writeln!(out, "{token}")?;
         }
         TokenCommand::Usage(a) => return usage::run(a, out),
+        TokenCommand::Rotate(a) => return rotate::run(a, out),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,12 @@
 //! `istio-demo token usage` against kube's tower-test mock: the gate's token names and selector,
 //! each selected proxy's Prometheus text through the pod proxy subresource and its istio-proxy
-//! log, and what happens when one of them cannot be read.
+//! log, and what happens when one of them cannot be read. `token rotate --dry-run`: the plan from
+//! the same reads, and no write.
 
 use crate::support::*;
 use istio_demo::cluster::Cluster;
+use istio_demo::commands::CannotRun;
+use istio_demo::commands::token::rotate::{self, RotateArgs};
 use istio_demo::commands::token::usage::{self, UsageArgs};
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -335,4 +338,89 @@ async fn no_gate_is_a_clear_error() {
         &msg,
         &["no WasmPlugin or TrafficExtension with a token list in namespace demo"],
     );
+}
+
+fn rotate_args(name: &str, dry_run: bool) -> RotateArgs {
+    RotateArgs {
+        name: name.into(),
+        kube: Default::default(),
+        namespace: "demo".into(),
+        new_name: None,
+        overlap: Some(Duration::from_secs(86_400)),
+        quiet_for: Duration::from_secs(600),
+        timeout: Duration::from_secs(3600),
+        dry_run,
+    }
+}
+
+async fn rotate_run(
+    steps: Vec<Step>,
+    args: &RotateArgs,
+) -> (anyhow::Result<ExitCode>, String, Vec<Exchange>) {
+    let (client, handle) = mock();
+    let server = serve(handle, steps);
+    let cluster = Cluster::new(client, false);
+    let mut out = Vec::new();
+    // Now: 2026-12-05T08:30:00Z.
+    let result = rotate::run_with(&cluster, args, 1_796_459_400, &mut out).await;
+    let log = finish(server).await;
+    (result, String::from_utf8(out).unwrap(), log)
+}
+
+#[tokio::test]
+async fn rotate_dry_run_prints_the_plan_and_writes_nothing() {
+    let (result, out, log) = rotate_run(two_proxies(), &rotate_args("loadtester", true)).await;
+    assert_eq!(result.unwrap(), ExitCode::SUCCESS, "{out}");
+    assert!(
+        log.iter().all(|e| e.method == "GET"),
+        "a dry run only reads: {log:?}"
+    );
+    assert!(
+        log[5].params_are(&[("container", "istio-proxy"), ("sinceSeconds", "600")]),
+        "the log is read over --quiet-for: {}",
+        log[5].line()
+    );
+    assert_mentions(
+        &out,
+        &[
+            "token rotate loadtester: the plan (dry run: nothing is changed)",
+            "1. add token loadtester-r2 beside loadtester in WasmPlugin/demo/rfma-token-gate",
+            "loadtester stays valid until 2026-12-06T08:30:00Z (its not_after: now + --overlap 24h)",
+            "2. write the new token to Secret flagger-system/rfma-loadtester-token (key token)",
+            "3. wait until rfma_token_allowed_total{token=\"loadtester\"} has not changed for 10m on every proxy",
+            "giving up after 1h",
+            "   httpbin-primary-a: 3 allowed now, last seen 2026-12-05T08:12:30.250Z (allow)",
+            "   httpbin-primary-b: 0 allowed now, last seen 2026-12-05T08:06:00.000Z (deny expired_token)",
+            "4. remove loadtester from WasmPlugin/demo/rfma-token-gate and print what was removed",
+        ],
+    );
+    assert!(!out.contains("note:"), "{out}");
+    assert_no_digest(&out);
+}
+
+#[tokio::test]
+async fn rotate_of_an_unknown_token_names_the_configured_ones() {
+    let steps = vec![
+        discovery(),
+        get(WASMPLUGINS, list("WasmPlugin", vec![wasmplugin()])),
+        get(EXTENSIONS, list("TrafficExtension", vec![])),
+    ];
+    let (result, out, _) = rotate_run(steps, &rotate_args("partner", true)).await;
+    let msg = format!("{:#}", result.unwrap_err());
+    assert_mentions(
+        &msg,
+        &[
+            "token partner is not configured in namespace demo (configured: sleep, loadtester, external)",
+        ],
+    );
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn rotate_without_dry_run_refuses_before_any_request() {
+    let (result, out, log) = rotate_run(vec![], &rotate_args("sleep", false)).await;
+    let err = result.unwrap_err();
+    assert!(err.downcast_ref::<CannotRun>().is_some(), "exit 2: {err:#}");
+    assert_mentions(&format!("{err:#}"), &["--dry-run"]);
+    assert!(log.is_empty() && out.is_empty());
 }

@@ -58,6 +58,8 @@ pub struct Gate {
     pub selector: String,
     /// `tokens[].name` of its `pluginConfig`, in order.
     pub tokens: Vec<String>,
+    /// `tokens[].principals` by name, for the names that have some (never a digest).
+    pub principals: BTreeMap<String, Vec<String>>,
 }
 
 /// The gate in a WasmPlugin (`spec.pluginConfig`) or a TrafficExtension (`spec.wasm.pluginConfig`)
@@ -66,12 +68,25 @@ pub fn gate_of(kind: &str, obj: &Value) -> Option<Gate> {
     let config = obj
         .pointer("/spec/pluginConfig")
         .or_else(|| obj.pointer("/spec/wasm/pluginConfig"))?;
-    let tokens = config
-        .get("tokens")?
-        .as_array()?
+    let entries = config.get("tokens")?.as_array()?;
+    let tokens = entries
         .iter()
         .filter_map(|t| t.get("name").and_then(Value::as_str))
         .map(str::to_string)
+        .collect();
+    let principals = entries
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("name").and_then(Value::as_str)?;
+            let p: Vec<String> = t
+                .get("principals")?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            (!p.is_empty()).then(|| (name.to_string(), p))
+        })
         .collect();
     let selector = obj
         .pointer("/spec/selector/matchLabels")
@@ -92,6 +107,7 @@ pub fn gate_of(kind: &str, obj: &Value) -> Option<Gate> {
         ),
         selector,
         tokens,
+        principals,
     })
 }
 
@@ -349,6 +365,16 @@ pub async fn collect(cluster: &Cluster, ns: &str, since: Duration) -> Result<Usa
              (is the demo up? see `istio-demo status`)"
         );
     }
+    collect_from(cluster, ns, gates, since).await
+}
+
+/// Reads the counters and log of every proxy that `gates` select.
+pub async fn collect_from(
+    cluster: &Cluster,
+    ns: &str,
+    gates: Vec<Gate>,
+    since: Duration,
+) -> Result<Usage> {
     // Pod -> the token names of the gates selecting it, in their order, each once.
     let mut pods: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for g in &gates {
@@ -574,6 +600,7 @@ not json {
                 id: "WasmPlugin/rfma-token-gate".into(),
                 selector: "istio-demo.dev/token-gate=enabled".into(),
                 tokens: vec!["sleep".into(), "external".into()],
+                principals: BTreeMap::new(),
             }
         );
         let te = json!({"kind": "TrafficExtension", "metadata": {"name": "g"},
