@@ -4,9 +4,7 @@
 //! `expired_token`, with its challenge, its counter and the token's name handed over. The clock
 //! is read only for a matched token that has a window, and before its principals are checked.
 
-mod common;
-
-use common::{
+use crate::common::{
     LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, config, host_with, sha256_hex,
     token_counter,
 };

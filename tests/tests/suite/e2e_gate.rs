@@ -1,7 +1,6 @@
 //! The gate's decisions in a real Envoy in front of a real httpbin, over HTTP/1.1 and h2c.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::json;
 
 #[test]

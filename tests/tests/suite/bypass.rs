@@ -1,9 +1,7 @@
 //! Bypass rules on the compiled module: prefix and method matching, and paths
 //! that could normalise elsewhere (dot-segments, encoded characters) never bypass.
 
-mod common;
-
-use common::{LEGACY_TOKEN, config, host, host_with};
+use crate::common::{LEGACY_TOKEN, config, host, host_with};
 use serde_json::json;
 
 #[test]

@@ -15,8 +15,7 @@
 //! The exact, deterministic version of this property is `timing_fuel.rs` (wasm instruction
 //! counts); this test shows nothing in the real proxy path adds a measurable dependence.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};

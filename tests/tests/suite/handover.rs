@@ -3,9 +3,7 @@
 //! `wasm.rfma_reason`, `wasm.rfma_domain`), when they are set and when not, that nothing else
 //! is read for the record, and that no token or digest is ever handed over.
 
-mod common;
-
-use common::{
+use crate::common::{
     LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, config, host, host_with, sha256_hex,
     statuses,
 };

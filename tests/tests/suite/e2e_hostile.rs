@@ -18,8 +18,7 @@
 //!   are kept, so the filter sees the path as sent (Istio turns `normalize_path` on; see
 //!   `paths_normalised_by_envoy_first_still_need_a_token_outside_the_bypass_prefix`).
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -392,7 +391,10 @@ fn request_heads_over_60_kib_get_envoys_431_before_the_filter_runs() {
     assert!(stderr.contains("INTERNAL_ERROR"), "{stderr}");
     let rec = p.record();
     assert!(rec["rfma"].get("decision").is_none(), "{rec}");
-    assert_eq!(rec["http"]["response"]["status_code"], 0, "reset, no status: {rec}");
+    assert_eq!(
+        rec["http"]["response"]["status_code"], 0,
+        "reset, no status: {rec}"
+    );
     assert_eq!(p.upstream_requests(), before);
     p.finish();
 }
@@ -431,7 +433,10 @@ fn more_than_100_headers_get_envoys_431_and_100_reach_the_filter() {
     assert_eq!(code, 92, "{stderr}");
     let rec = p.record();
     assert!(rec["rfma"].get("decision").is_none(), "{rec}");
-    assert_eq!(rec["http"]["response"]["status_code"], 0, "reset, no status: {rec}");
+    assert_eq!(
+        rec["http"]["response"]["status_code"], 0,
+        "reset, no status: {rec}"
+    );
     assert_eq!(p.upstream_requests(), before);
     p.finish();
 }

@@ -2,9 +2,7 @@
 //! returns false (the proxy refuses the plugin) after exactly one error line
 //! that names the offending field, and never echoes a token.
 
-mod common;
-
-use common::{LEGACY_TOKEN, config, host_with, rejected, sha256_hex};
+use crate::common::{LEGACY_TOKEN, config, host_with, rejected, sha256_hex};
 use rfma_tests::{ConfigureError, Host, LogLevel, filter_module};
 use serde_json::json;
 

@@ -1,8 +1,7 @@
 //! Access records (Envoy's format with the filter's decision), secrecy and counters, as a
 //! real Envoy shows them.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::{Value, json};
 
 /// Asserts an object has exactly these keys.

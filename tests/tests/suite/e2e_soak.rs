@@ -6,16 +6,10 @@
 //! within 5 % of its value after the first 50,000 requests.
 //!
 //! The run itself is the benchmark's own code (`bench/src/soak.rs` and the Envoy rig it uses),
-//! included here so CI and `make bench` cannot drift apart.
+//! included by the suite's `main.rs` so CI and `make bench` cannot drift apart.
 
-mod e2e_support;
-
-#[path = "../../bench/src/rig.rs"]
-#[allow(dead_code)]
-mod rig;
-#[path = "../../bench/src/soak.rs"]
-#[allow(dead_code)]
-mod soak;
+use crate::e2e_support;
+use crate::{rig, soak};
 
 use std::time::Duration;
 

@@ -2,9 +2,7 @@
 //! naming the realm and the token header (RFC 9110 §15.5.2), and no other status does, whether
 //! the filter or the upstream answered.
 
-mod common;
-
-use common::{LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_TOKEN, config, host, host_with, sha256_hex};
+use crate::common::{LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_TOKEN, config, host, host_with, sha256_hex};
 use rfma_tests::{Response, Status};
 use serde_json::json;
 

@@ -1,9 +1,9 @@
 //! Each counter on the compiled module counts its own path and nothing else, and each
 //! configured token has its own counter of the requests it allowed.
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     COUNTERS, LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, config, host, host_with,
     token_counter,
 };

@@ -4,7 +4,7 @@
 //! Binaries: `ENVOY_BIN` (else `envoy` on PATH, else the repository's `.venv/bin/envoy`);
 //! modules: `RFMA_WASM` and `RFMA_TRAP_WASM` (the Makefile exports all three). A missing one
 //! fails the test with a message saying how to get it; nothing is skipped.
-#![allow(dead_code, unused_imports)] // each test binary uses its own subset
+#![allow(dead_code, unused_imports)] // each test module uses its own subset
 
 pub use envoy_harness::bootstrap::{self, BootstrapSpec, FailurePolicy, ListenerSource, TlsFiles};
 pub use envoy_harness::http1::{Request, Response};

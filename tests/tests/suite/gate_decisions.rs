@@ -1,8 +1,8 @@
 //! Every rule of the gate and every deny reason, on the compiled module.
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, config, host, host_with, sha256_hex,
 };
 use rfma_tests::{Action, Response, Status};

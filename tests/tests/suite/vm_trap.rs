@@ -1,9 +1,7 @@
 //! A trap inside the module is a failed VM: with Envoy's default
 //! (fail closed) the trapping request and every later one get 503.
 
-mod common;
-
-use common::{LEGACY_TOKEN, config};
+use crate::common::{LEGACY_TOKEN, config};
 use rfma_tests::{Host, HostOptions, filter_module, trap_module};
 
 fn trap_host(fail_open: bool) -> Host {

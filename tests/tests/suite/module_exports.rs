@@ -3,9 +3,7 @@
 //! trips into the module, not one per callback the SDK knows. `proxy_on_log` is not among
 //! them: the access record is Envoy's, and the export alone cost about 1.6k instructions.
 
-mod common;
-
-use common::{LEGACY_TOKEN, config};
+use crate::common::{LEGACY_TOKEN, config};
 use rfma_tests::{Host, filter_module};
 use std::collections::BTreeSet;
 

@@ -4,8 +4,7 @@
 //! series per token name through the bootstrap's tag-extraction rule, as Istio's
 //! `extraStatTags` renders it), and that no token or digest reaches any output on the way.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::json;
 
 const CHALLENGE: &str = r#"RFMA-Token realm="istio-demo", header="x-rfma-token""#;

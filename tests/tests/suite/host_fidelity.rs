@@ -3,9 +3,7 @@
 //! in filter state, then checks the result against Envoy's semantics.
 //! One row of `tests/HOST.md` per test.
 
-mod common;
-
-use common::{BAD_ARGUMENT, Data, NOT_FOUND, OK, statuses};
+use crate::common::{BAD_ARGUMENT, Data, NOT_FOUND, OK, statuses};
 use rfma_tests::abi::serialize_pairs;
 use rfma_tests::{
     Action, ConfigureError, DEFAULT_START_TIME_NS, Host, HostError, HostOptions, LogLevel,

@@ -4,9 +4,7 @@
 //!
 //! The generator is a seeded xorshift, so a failure names a seed that replays it exactly.
 
-mod common;
-
-use common::{COUNTERS, LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, host};
+use crate::common::{COUNTERS, LEGACY_TOKEN, OTHER_SPIFFE, SLEEP_SPIFFE, SLEEP_TOKEN, host};
 use rfma_tests::Plugin;
 
 struct Rng(u64);

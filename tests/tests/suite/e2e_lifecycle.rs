@@ -6,8 +6,7 @@
 //! filter's error line says why, and the listener keeps serving the previous, valid
 //! configuration; a later valid update replaces it.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

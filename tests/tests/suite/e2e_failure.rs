@@ -9,8 +9,7 @@
 //! would forward the trapping request and every later one unchecked. Envoy runs one worker, so "that
 //! worker" is every request.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use serde_json::json;
 
 fn trap(stack: &Stack, path: &str) -> Response {

@@ -1,4 +1,4 @@
-//! Helpers shared by the test files (each file uses a part of them).
+//! Helpers shared by the test modules (each module uses a part of them).
 #![allow(dead_code)]
 
 use rfma_tests::{Response, Status};

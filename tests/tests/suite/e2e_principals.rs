@@ -1,8 +1,7 @@
 //! Principal-bound tokens over a TLS listener that requires client certificates: the peer's
 //! URI SAN (a SPIFFE ID, as under Istio mTLS) is what the filter checks.
 
-mod e2e_support;
-use e2e_support::*;
+use crate::e2e_support::*;
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
