@@ -3,7 +3,8 @@
 //! Each entry point is rendered with kustomize like Flux would, then every path its Kustomizations
 //! sync, plus `registry/` (which `istio-demo up` applies itself): the layout rules `up` relies on
 //! are checked, and the CPU and memory requests and limits of each profile are summed with
-//! `deploy::resources` and printed (`cargo test --test profiles -- --nocapture`); the table in
+//! `deploy::resources` and printed
+//! (`cargo test -p istio-demo --test suite profiles:: -- --nocapture`); the table in
 //! docs/gitops.md ("Deploy details") quotes them.
 //!
 //! Needs `kubectl` (with kustomize) on PATH or in $KUBECTL.
