@@ -61,6 +61,7 @@ impl Report<'_> {
                 signed_thousands(filter),
                 signed_thousands(filter - calls),
             );
+            self.why_missed(out, filter, lua, calls, write);
         } else {
             let _ = writeln!(
                 out,
@@ -71,5 +72,53 @@ impl Report<'_> {
             );
         }
         out.push('\n');
+    }
+
+    /// Why a missed target is missed, from the same probes: by how much, what one filter-state
+    /// write (the domain's, the only one the record could do without) would give back, and
+    /// whether the host calls an allowed request needs already exceed what the ratio allows.
+    fn why_missed(&self, out: &mut String, filter: f64, lua: f64, calls: f64, write: f64) {
+        let mut why = Vec::new();
+        if filter > ADDED_TARGET {
+            why.push(format!(
+                "The {} target is missed by {} ({:.0} %). Of the {WRITES_ALLOWED} writes, the \
+                 domain's (`url.domain`, the authority without its port) is the only one the \
+                 record could do without: Envoy has no operator for it, and Istio's access-log \
+                 provider gives the format's CEL no string functions to cut the port off. \
+                 Without it an allowed request would cost about {} ({}), at the price of a field \
+                 the record is meant to keep; it keeps it.",
+                thousands(ADDED_TARGET),
+                signed_thousands(filter - ADDED_TARGET),
+                (filter - ADDED_TARGET) * 100.0 / ADDED_TARGET,
+                signed_thousands(filter - write),
+                if filter - write <= ADDED_TARGET {
+                    "inside the target"
+                } else {
+                    "still above it"
+                },
+            ));
+        }
+        if let Some(r) = ratio(filter, lua)
+            && r > LUA_RATIO_TARGET
+        {
+            let allowed = LUA_RATIO_TARGET * lua;
+            let verdict = if calls > allowed {
+                "already above it before the filter's own code runs: with these host calls no \
+                 filter, however small its code, meets the ratio"
+            } else {
+                "inside it; the filter's own code and the calls' joint cost take it over"
+            };
+            why.push(format!(
+                "The ratio target allows {} ({LUA_RATIO_TARGET} × Lua's {}); the host calls an \
+                 allowed request needs (the floor, the counters, stripping, the writes) are {}, \
+                 {verdict}.",
+                signed_thousands(allowed),
+                signed_thousands(lua),
+                signed_thousands(calls),
+            ));
+        }
+        if !why.is_empty() {
+            let _ = writeln!(out, "\n{}", why.join(" "));
+        }
     }
 }
