@@ -111,14 +111,15 @@ test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run 
 	@# A bounded run of each fuzz target (fuzz/, issue 8).
 	@$(MAKE) --no-print-directory fuzz-smoke
 
-# filter/tests/node_logic.rs for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner
+# The filter's own unit tests (each test module imports wasm_bindgen_test as `test` on wasm32) and
+# filter/tests/node_logic.rs, for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner
 # (installed by deps-test at the wasm-bindgen version Cargo.lock pins). tests/node/env.js stands
 # in for the Proxy-Wasm host imports, which these tests never call.
 .PHONY: test-wasm-bindgen
 
 test-wasm-bindgen: deps-test ## the filter's pure logic as wasm-bindgen tests in Node.js
 	NODE_PATH=$(ROOT)/tests/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	  cargo test -p rfma-filter --target wasm32-unknown-unknown --test node_logic
+	  cargo test -p rfma-filter --target wasm32-unknown-unknown --lib --test node_logic
 
 # The benchmark (CPU in alternating rounds, then Envoy's instructions per request under
 # callgrind) and the soak run: docs/performance.md, .json, .png; about 20 minutes.

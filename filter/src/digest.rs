@@ -49,6 +49,9 @@ pub fn find_constant_time(allowlist: &[Digest], presented: &Digest) -> Option<us
 #[cfg(test)]
 mod tests {
     use super::*;
+    // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn hex(d: &Digest) -> String {
         d.iter().map(|b| format!("{b:02x}")).collect()

@@ -243,6 +243,9 @@ pub fn safe_to_bypass(path: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
     use crate::config;
     use std::cell::Cell;
 

@@ -57,6 +57,9 @@ impl<'a> RequestHeaders<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn picks_first_values_and_counts_token_headers() {

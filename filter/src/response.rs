@@ -131,6 +131,9 @@ pub fn counter_index(decision: Decision) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn deny_bodies_carry_only_reason_and_request_id() {

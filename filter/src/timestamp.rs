@@ -177,6 +177,9 @@ fn days_since_1970(year: i64, month: i64, day: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const S: u64 = 1_000_000_000;
 
