@@ -244,10 +244,10 @@ pub fn safe_to_bypass(path: &[u8]) -> bool {
 mod tests {
     use super::*;
     // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
     use crate::config;
     use std::cell::Cell;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn policy() -> Policy {
         let bound = digest::sha256(b"bound-token")

@@ -72,9 +72,9 @@ pub fn host_without_port(authority: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     // In Node.js (`make test-wasm-bindgen`) the same tests run under wasm-bindgen-test.
+    use crate::gate::Reason;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
-    use crate::gate::Reason;
 
     fn written<'a>(values: [Option<(&'static [u8], &'a [u8])>; 4]) -> Vec<(&'a str, &'a str)> {
         values
