@@ -240,7 +240,8 @@ pub async fn prepare(
             .find(|(n, _)| n == spec.name)
             .map(|(_, s)| s.clone()))
     })?;
-    let release = Release::in_cluster(&module.manifest_digest, tokens::release_values(&tokens))?;
+    let release = Release::in_cluster(&module.manifest_digest, tokens::release_values(&tokens))?
+        .with_gate(tokens::gate_entries(&tokens));
 
     let (rendered, git_mismatch) = match args.source {
         SourceKind::Oci => (

@@ -6,6 +6,7 @@
 //! placeholders that only this module replaces, in a copy. Whatever is rendered for a deploy is
 //! checked for placeholders before anything is written to a cluster.
 
+use super::tokens::{Entry, RELEASE_KEY_SUFFIX};
 use crate::manifests::{self, Manifest};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
@@ -98,6 +99,10 @@ pub struct Release {
     pub digest: String,
     /// (`<name>-token-sha256`, digest).
     pub tokens: Vec<(String, String)>,
+    /// The gate's token entries per slot (a template entry's name) as the token Secrets record
+    /// them; empty, or each slot holding just its own name, leaves the template's list to the
+    /// kustomize replacements. See [`write_gate_tokens`].
+    pub gate: Vec<(String, Vec<Entry>)>,
 }
 
 impl Release {
@@ -110,7 +115,21 @@ impl Release {
             image: format!("oci://{REGISTRY_HOST}/{MODULE_REPOSITORY}@{manifest_digest}"),
             digest: hex.to_string(),
             tokens,
+            gate: Vec::new(),
         })
+    }
+
+    /// The same release with the gate's entries per slot (from `tokens::gate_entries`).
+    pub fn with_gate(self, gate: Vec<(String, Vec<Entry>)>) -> Self {
+        Release { gate, ..self }
+    }
+
+    /// Whether some slot is renamed or carries a rotation: then the copy's token lists are
+    /// written by [`write_gate_tokens`] instead of the template's replacements.
+    pub fn rotated(&self) -> bool {
+        self.gate
+            .iter()
+            .any(|(slot, e)| e.len() != 1 || e[0].name != *slot || e[0].not_after.is_some())
     }
 
     fn values(&self) -> Vec<(String, String)> {
@@ -185,6 +204,80 @@ pub fn write_release(tree: &Path, release: &Release) -> Result<()> {
         serde_yaml_ng::to_string(&config)?
     );
     std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))
+}
+
+/// The gate's kustomizations and the object file in each, with where its token list sits.
+pub const GATE_FILES: [(&str, &str, &str); 2] = [
+    (
+        "istio/wasm/wasmplugin",
+        "wasmplugin.yaml",
+        "/spec/pluginConfig/tokens",
+    ),
+    (
+        "istio/wasm/trafficextension",
+        "trafficextension.yaml",
+        "/spec/wasm/pluginConfig/tokens",
+    ),
+];
+
+/// Writes the token lists of the copy's gate objects from `gate` (slot → entries): each template
+/// entry named after a slot becomes that slot's entries (its principals and other fields kept,
+/// name, digest and `not_after` from the entry); other entries stay. The token replacements of
+/// the gate's kustomization are dropped, since the digests are now literal: kustomize would
+/// otherwise write the slot's current digest over an old entry still named after the slot.
+pub fn write_gate_tokens(tree: &Path, gate: &[(String, Vec<Entry>)]) -> Result<()> {
+    for (dir, file, pointer) in GATE_FILES {
+        let path = tree.join(dir).join(file);
+        if !path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut obj: Value = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{}: not one YAML object", path.display()))?;
+        let list = obj
+            .pointer_mut(pointer)
+            .and_then(Value::as_array_mut)
+            .with_context(|| format!("{}: no token list at {pointer}", path.display()))?;
+        let mut written = Vec::new();
+        for t in list.drain(..) {
+            let slot = t.get("name").and_then(Value::as_str).unwrap_or_default();
+            let Some((_, entries)) = gate.iter().find(|(s, _)| s == slot) else {
+                written.push(t);
+                continue;
+            };
+            for e in entries {
+                let mut o = t.clone();
+                o["name"] = Value::String(e.name.clone());
+                o["sha256"] = Value::String(e.sha256.clone());
+                if let Some(na) = &e.not_after {
+                    o["not_after"] = Value::String(na.clone());
+                }
+                written.push(o);
+            }
+        }
+        *list = written;
+        let header =
+            format!("# Rendered by istio-demo from {dir}/{file}: the token Secrets' entries.\n");
+        std::fs::write(&path, header + &serde_yaml_ng::to_string(&obj)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+
+        let kpath = tree.join(dir).join("kustomization.yaml");
+        let ktext = std::fs::read_to_string(&kpath)
+            .with_context(|| format!("reading {}", kpath.display()))?;
+        let mut k: Value = serde_yaml_ng::from_str(&ktext)
+            .with_context(|| format!("{}: not one YAML object", kpath.display()))?;
+        if let Some(r) = k.get_mut("replacements").and_then(Value::as_array_mut) {
+            r.retain(|rep| {
+                !rep.pointer("/source/fieldPath")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f.ends_with(RELEASE_KEY_SUFFIX))
+            });
+        }
+        std::fs::write(&kpath, serde_yaml_ng::to_string(&k)?)
+            .with_context(|| format!("writing {}", kpath.display()))?;
+    }
+    Ok(())
 }
 
 /// A rendered deploy.
@@ -279,6 +372,9 @@ pub fn render_release(
         copy_dir(&repo.join(dir), &copy.path().join(dir))?;
     }
     write_release(copy.path(), release)?;
+    if release.rotated() {
+        write_gate_tokens(copy.path(), &release.gate)?;
+    }
     let (entry, synced) = render_entry(copy.path(), &entry_dir(profile, source))?;
     Ok(Rendered {
         tree: copy.path().to_path_buf(),
@@ -374,5 +470,69 @@ mod tests {
             e.contains("nothing fills the key \"sleep-token-sha256\""),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    /// A rotated slot renders both entries (old with its not_after, principals copied) and a
+    /// renamed slot its new name, with no trace of the template's replacements.
+    #[test]
+    fn the_secrets_entries_become_the_rendered_token_list() {
+        let hex = |b: &str| b.repeat(32);
+        let e = |name: &str, sha: String, na: Option<&str>| Entry {
+            name: name.into(),
+            sha256: sha,
+            not_after: na.map(str::to_string),
+        };
+        let release = Release::in_cluster(
+            &format!("sha256:{}", hex("cd")),
+            vec![
+                ("sleep-token-sha256".into(), hex("02")),
+                ("loadtester-token-sha256".into(), hex("03")),
+                ("external-token-sha256".into(), hex("04")),
+            ],
+        )
+        .unwrap()
+        .with_gate(vec![
+            (
+                "sleep".into(),
+                vec![
+                    e("sleep", hex("01"), Some("2027-01-01T00:05:00Z")),
+                    e("sleep-r2", hex("02"), None),
+                ],
+            ),
+            (
+                "loadtester".into(),
+                vec![e("loadtester-r3", hex("03"), None)],
+            ),
+            ("external".into(), vec![e("external", hex("04"), None)]),
+        ]);
+        assert!(release.rotated());
+        let repo = crate::manifests::repo_root();
+        let r = render_release(&repo, Profile::Minimal, SourceKind::Oci, &release).unwrap();
+        let plugin = r
+            .all()
+            .find(|m| m.kind() == "WasmPlugin")
+            .expect("a WasmPlugin");
+        let tokens = plugin.object.pointer("/spec/pluginConfig/tokens").unwrap();
+        assert_eq!(
+            tokens,
+            &serde_json::json!([
+                {"name": "sleep", "sha256": hex("01"), "not_after": "2027-01-01T00:05:00Z",
+                 "principals": ["spiffe://cluster.local/ns/demo/sa/sleep"]},
+                {"name": "sleep-r2", "sha256": hex("02"),
+                 "principals": ["spiffe://cluster.local/ns/demo/sa/sleep"]},
+                {"name": "loadtester-r3", "sha256": hex("03"),
+                 "principals": ["spiffe://cluster.local/ns/flagger-system/sa/flagger-loadtester"]},
+                {"name": "external", "sha256": hex("04")},
+            ])
+        );
+        assert_eq!(plugin.object["spec"]["sha256"], hex("cd").as_str());
+        // The filter accepts the list it will be given.
+        let config = serde_json::to_vec(&plugin.object["spec"]["pluginConfig"]).unwrap();
+        rfma_filter::config::parse(&config).unwrap();
     }
 }

@@ -4,13 +4,18 @@
 //!
 //! The token *names* (and their principals) are defined once, in the WasmPlugin's `pluginConfig`
 //! (istio/wasm/wasmplugin/wasmplugin.yaml); [`DEMO_TOKENS`] only says where each one's Secret lives,
-//! and a test checks that the two lists name the same tokens. No token is ever written to Git, to the
+//! and a test checks that the two lists name the same tokens. Each name there is a *slot*: after
+//! `istio-demo token rotate` the slot's Secret carries the token's current name and digest (its
+//! annotations) and, while a rotation is under way, both entries ([`ROTATION_ANNOTATION`]). The
+//! Secrets are the one record of the deployed token list, so `up` renders what they say and a later
+//! `up` never undoes a rotation. No token is ever written to Git, to the
 //! registry or to the output: the rendered manifests carry digests only, and `up --dry-run=client`
 //! prints the Secrets without their data.
 
 use crate::commands::token::{digest, generate};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The key of the token in each Secret (what the pods mount as a file).
@@ -19,6 +24,11 @@ pub const SECRET_KEY: &str = "token";
 pub const NAME_ANNOTATION: &str = "istio-demo.dev/token-name";
 /// Annotation on each token Secret: the SHA-256 the filter is configured with (safe to show).
 pub const DIGEST_ANNOTATION: &str = "istio-demo.dev/token-sha256";
+/// Annotation on a token Secret while a rotation is under way: the [`Rotation`] as JSON (names,
+/// digests and the old entry's `not_after`; never a token).
+pub const ROTATION_ANNOTATION: &str = "istio-demo.dev/token-rotation";
+/// Key of the new token in the Secret between adding it to the gate and handing it to the client.
+pub const NEXT_KEY: &str = "next";
 /// Key prefix of the token digests in the release ConfigMap (`<name>-token-sha256`).
 pub const RELEASE_KEY_SUFFIX: &str = "-token-sha256";
 
@@ -72,6 +82,35 @@ pub fn find(name: &str) -> Result<&'static DemoToken> {
         })
 }
 
+/// One `tokens` entry of the gate as the Secrets record it: names and digests only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub sha256: String,
+    /// RFC 3339; the filter refuses the token after it (`expired_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+}
+
+/// Where a rotation of one slot stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Both entries are in the gate; the Secret's `token` is still the old one, the new one waits
+    /// under [`NEXT_KEY`] (the client is switched only once the gate accepts the new token).
+    Added,
+    /// The Secret's `token` is the new one; the old entry stays until its counter is quiet.
+    Switched,
+}
+
+/// A rotation under way: the gate carries both `old` and `new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub old: Entry,
+    pub new: Entry,
+    pub step: Step,
+}
+
 /// A token, in memory only.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
@@ -80,15 +119,23 @@ pub struct Token {
     pub sha256: String,
     /// Read from the cluster (kept) rather than made now.
     pub existing: bool,
+    /// The name the gate knows `value` by: the slot's name until a rotation renames it.
+    pub name: String,
+    /// The rotation under way, if any.
+    pub rotation: Option<Rotation>,
+    /// With [`Step::Added`]: the new token, not yet handed to the client.
+    next: Option<String>,
 }
 
 impl std::fmt::Debug for Token {
     // Never print the value, not even in a debug dump.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Token")
-            .field("name", &self.spec.name)
+            .field("slot", &self.spec.name)
+            .field("name", &self.name)
             .field("sha256", &self.sha256)
             .field("existing", &self.existing)
+            .field("rotation", &self.rotation)
             .finish()
     }
 }
@@ -97,6 +144,97 @@ impl Token {
     /// The token's value, for the one place that needs it (`token show`, the Secret's data).
     pub fn reveal(&self) -> &str {
         &self.value
+    }
+
+    /// The value of the token the gate calls `name` in this slot, if this Secret still holds it.
+    pub fn reveal_named(&self, name: &str) -> Option<&str> {
+        if self.name == name {
+            return Some(&self.value);
+        }
+        match &self.rotation {
+            Some(r) if r.new.name == name => self.next.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the gate knows a token of this slot as `name` (current, new or retiring).
+    pub fn names(&self, name: &str) -> bool {
+        self.entries().iter().any(|e| e.name == name)
+    }
+
+    /// The gate's entries for this slot, in the order they are rendered: the current token, or
+    /// during a rotation the old entry then the new one (the same list at both steps, so the
+    /// switch of the Secret leaves the gate as it is).
+    pub fn entries(&self) -> Vec<Entry> {
+        match &self.rotation {
+            Some(r) => vec![r.old.clone(), r.new.clone()],
+            None => vec![Entry {
+                name: self.name.clone(),
+                sha256: self.sha256.clone(),
+                not_after: None,
+            }],
+        }
+    }
+
+    /// Step 1 of a rotation: `new` (a fresh token called `new_name`) joins the gate beside the
+    /// current one, which keeps working (until `not_after` if given); the client keeps the old token.
+    pub fn begin_rotation(
+        &mut self,
+        new_name: &str,
+        new: &str,
+        not_after: Option<String>,
+    ) -> Result<()> {
+        if let Some(r) = &self.rotation {
+            bail!(
+                "a rotation of {} to {} is already under way (Secret {}/{}): finish it first",
+                r.old.name,
+                r.new.name,
+                self.spec.namespace,
+                self.spec.secret
+            );
+        }
+        let sha256 = digest(new);
+        self.rotation = Some(Rotation {
+            old: Entry {
+                name: self.name.clone(),
+                sha256: self.sha256.clone(),
+                not_after,
+            },
+            new: Entry {
+                name: new_name.to_string(),
+                sha256,
+                not_after: None,
+            },
+            step: Step::Added,
+        });
+        self.next = Some(new.to_string());
+        Ok(())
+    }
+
+    /// Step 2: the Secret's token becomes the new one (the gate already accepts it).
+    pub fn switch(&mut self) -> Result<()> {
+        let (Some(r), Some(next)) = (self.rotation.as_mut(), self.next.take()) else {
+            bail!("no rotation to switch in {}", self.spec.secret);
+        };
+        r.step = Step::Switched;
+        self.value = next;
+        self.name = r.new.name.clone();
+        self.sha256 = r.new.sha256.clone();
+        Ok(())
+    }
+
+    /// Step 4: the old entry leaves the gate; returns it.
+    pub fn finish_rotation(&mut self) -> Result<Entry> {
+        match self.rotation.take() {
+            Some(r) if r.step == Step::Switched => Ok(r.old),
+            other => {
+                self.rotation = other;
+                bail!(
+                    "the rotation in {} has not switched the client yet",
+                    self.spec.secret
+                )
+            }
+        }
     }
 
     /// The Secret that holds it. With `redacted`, the data is left out (for printed plans).
@@ -112,25 +250,32 @@ impl Token {
                     "app.kubernetes.io/part-of": "istio-demo",
                 },
                 "annotations": {
-                    NAME_ANNOTATION: self.spec.name,
+                    NAME_ANNOTATION: self.name,
                     DIGEST_ANNOTATION: self.sha256,
                 },
             },
             "type": "Opaque",
         });
+        if let Some(r) = &self.rotation {
+            // serde_json cannot fail on this plain struct of strings.
+            s["metadata"]["annotations"][ROTATION_ANNOTATION] =
+                json!(serde_json::to_string(r).unwrap_or_default());
+        }
         if !redacted {
-            s["data"] = json!({
-                SECRET_KEY: base64::engine::general_purpose::STANDARD.encode(&self.value)
-            });
+            let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+            s["data"] = json!({ SECRET_KEY: b64(&self.value) });
+            if let Some(next) = &self.next {
+                s["data"][NEXT_KEY] = json!(b64(next));
+            }
         }
         s
     }
 }
 
-/// The token in a live Secret, if it holds a usable one.
-pub fn from_secret(spec: DemoToken, secret: &Value) -> Result<Option<Token>> {
+/// The token under `key` of a live Secret, trimmed; `None` when absent or empty.
+fn secret_value(spec: DemoToken, secret: &Value, key: &str) -> Result<Option<String>> {
     let Some(encoded) = secret
-        .pointer(&format!("/data/{SECRET_KEY}"))
+        .pointer(&format!("/data/{key}"))
         .and_then(Value::as_str)
     else {
         return Ok(None);
@@ -139,7 +284,7 @@ pub fn from_secret(spec: DemoToken, secret: &Value) -> Result<Option<Token>> {
         .decode(encoded)
         .with_context(|| {
             format!(
-                "Secret {}/{}: data.{SECRET_KEY} is not base64",
+                "Secret {}/{}: data.{key} is not base64",
                 spec.namespace, spec.secret
             )
         })?;
@@ -155,17 +300,65 @@ pub fn from_secret(spec: DemoToken, secret: &Value) -> Result<Option<Token>> {
     }
     if trimmed.contains(['\n', '\r']) || trimmed.len() > 4096 {
         bail!(
-            "Secret {}/{}: data.{SECRET_KEY} is not one token (several lines or over 4 KiB); \
+            "Secret {}/{}: data.{key} is not one token (several lines or over 4 KiB); \
              fix or delete the Secret and run `istio-demo up` again",
             spec.namespace,
             spec.secret
         );
     }
+    Ok(Some(trimmed.to_string()))
+}
+
+/// The token in a live Secret, if it holds a usable one, with the name and the rotation its
+/// annotations record. A rotation that does not match the Secret's tokens is an error (the gate
+/// would be rendered with digests no client holds).
+pub fn from_secret(spec: DemoToken, secret: &Value) -> Result<Option<Token>> {
+    let Some(value) = secret_value(spec, secret, SECRET_KEY)? else {
+        return Ok(None);
+    };
+    let where_ = || format!("Secret {}/{}", spec.namespace, spec.secret);
+    let annotation = |k: &str| {
+        secret
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+    };
+    let name = annotation(NAME_ANNOTATION).unwrap_or(spec.name).to_string();
+    crate::commands::token::check_name(&name)
+        .with_context(|| format!("{}: annotation {NAME_ANNOTATION}", where_()))?;
+    let sha256 = digest(&value);
+    let rotation: Option<Rotation> = annotation(ROTATION_ANNOTATION)
+        .map(serde_json::from_str)
+        .transpose()
+        .with_context(|| format!("{}: annotation {ROTATION_ANNOTATION}", where_()))?;
+    let next = secret_value(spec, secret, NEXT_KEY)?;
+    if let Some(r) = &rotation {
+        let (holds, next_ok) = match r.step {
+            Step::Added => (
+                r.old.name == name && r.old.sha256 == sha256,
+                next.as_deref().map(digest).as_ref() == Some(&r.new.sha256),
+            ),
+            Step::Switched => (r.new.name == name && r.new.sha256 == sha256, next.is_none()),
+        };
+        if !holds || !next_ok || r.old.name == r.new.name || r.old.sha256 == r.new.sha256 {
+            bail!(
+                "{}: the rotation of {} to {} recorded in {ROTATION_ANNOTATION} does not match the \
+                 Secret's tokens (data.{SECRET_KEY}, data.{NEXT_KEY}); remove that annotation and \
+                 data.{NEXT_KEY}, then run `istio-demo up`",
+                where_(),
+                r.old.name,
+                r.new.name,
+            );
+        }
+    }
     Ok(Some(Token {
         spec,
-        sha256: digest(trimmed),
-        value: trimmed.to_string(),
+        sha256,
+        value,
         existing: true,
+        name,
+        next: rotation.as_ref().and(next),
+        rotation,
     }))
 }
 
@@ -177,6 +370,9 @@ pub fn fresh(spec: DemoToken) -> Result<Token> {
         sha256: digest(&value),
         value,
         existing: false,
+        name: spec.name.to_string(),
+        rotation: None,
+        next: None,
     })
 }
 
@@ -240,12 +436,25 @@ pub fn configured_digests(objects: &[Value]) -> Vec<(String, String, String)> {
     found
 }
 
+/// The gate's entries per slot, as the Secrets record them (slot name, entries).
+pub fn gate_entries(tokens: &[Token]) -> Vec<(String, Vec<Entry>)> {
+    tokens
+        .iter()
+        .map(|t| (t.spec.name.to_string(), t.entries()))
+        .collect()
+}
+
 /// Refuses a plan in which the filter would be configured with a digest that no token Secret of the
-/// plan holds: such an entry can never match, and for the demo's clients it means a deny-all.
+/// plan records: such an entry can never match, and for the demo's clients it means a deny-all. A
+/// rotation's old entry counts: its Secret records it until `token rotate` removes it.
 pub fn check_backed(objects: &[Value], tokens: &[Token]) -> Result<()> {
     let missing: Vec<String> = configured_digests(objects)
         .into_iter()
-        .filter(|(_, _, sha)| !tokens.iter().any(|t| &t.sha256 == sha))
+        .filter(|(_, _, sha)| {
+            !tokens
+                .iter()
+                .any(|t| t.entries().iter().any(|e| &e.sha256 == sha))
+        })
         .map(|(id, name, sha)| format!("{id}: token {name:?} (sha256 {sha})"))
         .collect();
     if !missing.is_empty() {
@@ -337,6 +546,73 @@ mod tests {
             .to_string();
         assert!(
             e.contains("WasmPlugin/demo/gate") && e.contains("\"other\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_rotation_survives_its_secret_at_each_step() {
+        let mut t = fresh(DEMO_TOKENS[0]).unwrap();
+        let old = t.reveal().to_string();
+        let new = generate().unwrap();
+        let read = |t: &Token| from_secret(t.spec, &t.secret(false)).unwrap().unwrap();
+
+        t.begin_rotation("sleep-r2", &new, Some("2027-01-01T00:05:00Z".into()))
+            .unwrap();
+        assert!(t.begin_rotation("x", &new, None).is_err(), "one at a time");
+        let back = read(&t);
+        assert_eq!(
+            back.reveal(),
+            old,
+            "the client keeps the old token at step 1"
+        );
+        assert_eq!(back.reveal_named("sleep-r2"), Some(new.as_str()));
+        assert_eq!(back.rotation, t.rotation);
+        let names: Vec<String> = back.entries().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["sleep", "sleep-r2"]);
+        assert_eq!(
+            back.entries()[0].not_after.as_deref(),
+            Some("2027-01-01T00:05:00Z")
+        );
+        let shown = t.secret(true).to_string();
+        assert!(!shown.contains(&new) && !shown.contains(&old), "{shown}");
+
+        t.switch().unwrap();
+        let back = read(&t);
+        assert_eq!(
+            (back.name.as_str(), back.reveal()),
+            ("sleep-r2", new.as_str())
+        );
+        assert_eq!(
+            back.entries(),
+            t.entries(),
+            "the gate does not change at the switch"
+        );
+        assert_eq!(
+            back.reveal_named("sleep"),
+            None,
+            "the old token is gone from the Secret"
+        );
+        assert!(back.secret(false).pointer("/data/next").is_none());
+
+        let removed = t.finish_rotation().unwrap();
+        assert_eq!(
+            (removed.name.as_str(), removed.sha256),
+            ("sleep", digest(&old))
+        );
+        let back = read(&t);
+        assert_eq!(back.rotation, None);
+        assert_eq!(back.entries().len(), 1);
+        assert_eq!(back.entries()[0].name, "sleep-r2");
+
+        // A rotation whose digests do not match the Secret's tokens is refused, naming the Secret.
+        let mut broken = fresh(DEMO_TOKENS[0]).unwrap();
+        broken.begin_rotation("sleep-r2", &new, None).unwrap();
+        let mut s = broken.secret(false);
+        s["data"]["next"] = json!(base64::engine::general_purpose::STANDARD.encode("other"));
+        let e = from_secret(broken.spec, &s).unwrap_err().to_string();
+        assert!(
+            e.contains("demo/rfma-demo-token") && e.contains("does not match"),
             "{e}"
         );
     }
