@@ -264,6 +264,26 @@ pub fn write_lds_file(file: &Path, listeners: &[Value]) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)
 }
 
+/// Moves the plain-text listener of `spec` to file-based LDS: `listeners.json` in a watched
+/// directory `lds` under `dir`, whose first version is written now. A listener that is to be
+/// replaced keeps its address, so a kernel-picked port (0) is fixed here to a free one.
+/// Returns the LDS file, which [`write_lds_file`] replaces.
+pub fn serve_plain_listener_from_file(
+    spec: &mut BootstrapSpec,
+    dir: &Path,
+) -> Result<PathBuf, String> {
+    let lds = dir.join("lds");
+    std::fs::create_dir_all(&lds).map_err(|e| format!("cannot create {}: {e}", lds.display()))?;
+    let file = lds.join("listeners.json");
+    if spec.listener_port == 0 {
+        spec.listener_port = crate::free_port()?;
+    }
+    spec.listener_source = ListenerSource::Dynamic { file: file.clone() };
+    write_lds_file(&file, &[plain_listener(spec)])
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(file)
+}
+
 /// The whole bootstrap.
 pub fn render(spec: &BootstrapSpec) -> Value {
     let mut listeners = Vec::new();
@@ -371,5 +391,21 @@ mod tests {
         assert_eq!(wasm["failure_policy"], "FAIL_RELOAD");
         assert_eq!(wasm["reload_config"]["backoff"]["base_interval"], "1.500s");
         assert!(wasm.get("fail_open").is_none());
+    }
+
+    #[test]
+    fn plain_listener_moves_to_a_file_with_a_fixed_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec();
+        let file = serve_plain_listener_from_file(&mut s, dir.path()).unwrap();
+        assert_eq!(file, dir.path().join("lds/listeners.json"));
+        assert_ne!(s.listener_port, 0);
+        assert!(matches!(&s.listener_source, ListenerSource::Dynamic { file: f } if *f == file));
+        let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(doc["resources"][0]["name"], PLAIN_LISTENER);
+        assert_eq!(
+            doc["resources"][0]["address"]["socket_address"]["port_value"],
+            s.listener_port
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! A deliberately small HTTP/1.1 client over a plain TCP socket: the request goes out exactly
 //! as written (header names in any case, repeated headers, empty values, surrounding
-//! whitespace), which is what readiness checks and the end-to-end tests need. One request per
-//! connection (`connection: close`).
+//! whitespace), which is what readiness checks and the end-to-end tests need. [`Request::send`]
+//! makes one request per connection (`connection: close`); [`Connection`] keeps one connection
+//! open across requests (keep-alive), for clients that must outlive a listener update.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,6 +42,12 @@ impl Request {
 
     /// The bytes on the wire. `host` is added unless given.
     pub fn to_bytes(&self, addr: SocketAddr) -> Vec<u8> {
+        self.wire(addr, true)
+    }
+
+    /// The bytes on the wire, asking the server to close the connection after the response or
+    /// (`close: false`) to keep it open.
+    fn wire(&self, addr: SocketAddr, close: bool) -> Vec<u8> {
         let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.target).into_bytes();
         if !self
             .headers
@@ -52,13 +59,11 @@ impl Request {
         for (name, value) in &self.headers {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
-        out.extend_from_slice(
-            format!(
-                "content-length: {}\r\nconnection: close\r\n\r\n",
-                self.body.len()
-            )
-            .as_bytes(),
-        );
+        out.extend_from_slice(format!("content-length: {}\r\n", self.body.len()).as_bytes());
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
         out
     }
@@ -82,6 +87,138 @@ impl Request {
             .read_to_end(&mut raw)
             .map_err(|e| format!("read from {addr}: {e}"))?;
         Response::parse(&raw)
+    }
+}
+
+/// One HTTP/1.1 connection reused for request after request (keep-alive). A response is read
+/// to its end by its `content-length` or chunked framing, so the next request can follow on the
+/// same socket.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    addr: SocketAddr,
+    /// Bytes read past the end of the last response (none, with a well-behaved server).
+    buffered: Vec<u8>,
+    /// The server announced `connection: close`: no further request may be sent.
+    closing: bool,
+}
+
+impl Connection {
+    /// Connects to `addr`.
+    pub fn open(addr: SocketAddr) -> Result<Connection, String> {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        for r in [
+            stream.set_read_timeout(Some(IO_TIMEOUT)),
+            stream.set_write_timeout(Some(IO_TIMEOUT)),
+        ] {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(Connection {
+            stream,
+            addr,
+            buffered: Vec::new(),
+            closing: false,
+        })
+    }
+
+    /// Whether the server said it closes the connection after its last response
+    /// (`connection: close`, which Envoy sends on a connection it drains): open a new one.
+    pub fn closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Sends `req` without `connection: close` and reads exactly one response. An error (the
+    /// connection reset or closed before a whole response) leaves the connection unusable.
+    pub fn send(&mut self, req: &Request) -> Result<Response, String> {
+        if self.closing {
+            return Err(format!(
+                "{}: the server closed this connection after its last response",
+                self.addr
+            ));
+        }
+        self.stream
+            .write_all(&req.wire(self.addr, false))
+            .map_err(|e| format!("write to {}: {e}", self.addr))?;
+        let mut chunk = [0u8; 16 * 1024];
+        let len = loop {
+            if let Some(len) = complete_length(&self.buffered)? {
+                break len;
+            }
+            if self.buffered.len() > MAX_RESPONSE {
+                return Err(format!("response from {} too large", self.addr));
+            }
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .map_err(|e| format!("read from {}: {e}", self.addr))?;
+            if n == 0 {
+                return Err(format!(
+                    "{} closed the connection after {} bytes of a response",
+                    self.addr,
+                    self.buffered.len()
+                ));
+            }
+            self.buffered.extend_from_slice(&chunk[..n]);
+        };
+        let raw: Vec<u8> = self.buffered.drain(..len).collect();
+        let response = Response::parse(&raw)?;
+        self.closing = response
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        Ok(response)
+    }
+}
+
+/// The length of the first response in `raw` if all of it has arrived. A response with
+/// neither `content-length` nor chunked framing has no body here: on a kept-alive connection
+/// the server must frame it (HTTP/1.1, RFC 9112 §6.3).
+fn complete_length(raw: &[u8]) -> Result<Option<usize>, String> {
+    let Some(head_end) = find(raw, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let body_start = head_end + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let mut content_length = None;
+    let mut chunked = false;
+    for (name, value) in head.split("\r\n").skip(1).filter_map(|l| l.split_once(':')) {
+        match name.trim() {
+            "content-length" => {
+                content_length = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("bad content-length {value:?}"))?,
+                );
+            }
+            "transfer-encoding" => chunked = value.trim() == "chunked",
+            _ => {}
+        }
+    }
+    if !chunked {
+        let len = body_start + content_length.unwrap_or(0);
+        return Ok((raw.len() >= len).then_some(len));
+    }
+    // Walk the chunks; any that has not fully arrived means "not yet".
+    let mut at = body_start;
+    loop {
+        let Some(line_len) = raw.get(at..).and_then(|r| find(r, b"\r\n")) else {
+            return Ok(None);
+        };
+        let size_text = String::from_utf8_lossy(&raw[at..at + line_len]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        at += line_len + 2;
+        if size == 0 {
+            // No trailers from the servers here: the last chunk ends with an empty line.
+            let end = at + 2;
+            return Ok((raw.len() >= end).then_some(end));
+        }
+        at += size + 2;
+        if raw.len() < at {
+            return Ok(None);
+        }
     }
 }
 
@@ -192,6 +329,26 @@ mod tests {
             "GET /x?y=1 HTTP/1.1\r\nhost: 127.0.0.1:80\r\nX-RFMA-Token:   a b  \r\nx-rfma-token: \r\n\
              content-length: 0\r\nconnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn keep_alive_request_has_no_close_and_framing_finds_the_end() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let text = String::from_utf8(Request::get("/a").wire(addr, false)).unwrap();
+        assert_eq!(
+            text,
+            "GET /a HTTP/1.1\r\nhost: 127.0.0.1:80\r\ncontent-length: 0\r\n\r\n"
+        );
+        let two = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 204 No\r\n\r\n";
+        assert_eq!(complete_length(two).unwrap(), Some(40));
+        assert_eq!(complete_length(&two[..39]).unwrap(), None);
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(complete_length(chunked).unwrap(), Some(chunked.len()));
+        assert_eq!(
+            complete_length(&chunked[..chunked.len() - 1]).unwrap(),
+            None
+        );
+        assert!(complete_length(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n").is_err());
     }
 
     #[test]

@@ -10,15 +10,6 @@ use serde_json::json;
 const CHALLENGE: &str = r#"RFMA-Token realm="istio-demo", header="x-rfma-token""#;
 const METRIC: &str = "rfma_token_allowed_total";
 
-/// The value of `rfma_token_allowed_total{token="<name>"}` in a `/stats/prometheus` text.
-fn token_count(prometheus: &str, name: &str) -> Option<u64> {
-    let series = format!("{METRIC}{{token=\"{name}\"}} ");
-    prometheus
-        .lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
-        .and_then(|v| v.parse().ok())
-}
-
 /// Every token and digest of `tokens` (and an 8-character piece of each) is absent from `text`.
 fn assert_no_secret(what: &str, text: &str, tokens: &[&str]) {
     for token in tokens {
@@ -113,7 +104,7 @@ fn an_expired_and_a_future_token_are_refused_and_the_record_names_them() {
         );
     }
     for (token, want) in [("expired", 0), ("future", 0), ("current", 1), ("alpha", 1)] {
-        assert_eq!(token_count(&text, token), Some(want), "{token}:\n{text}");
+        assert_eq!(token_allowed(&text, token), Some(want), "{token}:\n{text}");
     }
     let access_log = std::fs::read_to_string(&stack.envoy.access_log).unwrap();
     assert_no_secret("the access log", &access_log, &[EXPIRED, FUTURE, CURRENT]);
@@ -179,8 +170,8 @@ fn each_token_counts_its_allowed_requests_as_one_labelled_series() {
 
     // Defined at configure time: both series are there, at zero, before any request.
     let before = stack.envoy.prometheus().unwrap();
-    assert_eq!(token_count(&before, "alpha"), Some(0), "{before}");
-    assert_eq!(token_count(&before, "bravo"), Some(0), "{before}");
+    assert_eq!(token_allowed(&before, "alpha"), Some(0), "{before}");
+    assert_eq!(token_allowed(&before, "bravo"), Some(0), "{before}");
 
     let mut sent = 0;
     let mut check = |r: Response, status: u16| {
@@ -205,8 +196,8 @@ fn each_token_counts_its_allowed_requests_as_one_labelled_series() {
     next_records(&mut log, sent);
 
     let text = stack.envoy.prometheus().unwrap();
-    assert_eq!(token_count(&text, "alpha"), Some(3), "{text}");
-    assert_eq!(token_count(&text, "bravo"), Some(1), "{text}");
+    assert_eq!(token_allowed(&text, "alpha"), Some(3), "{text}");
+    assert_eq!(token_allowed(&text, "bravo"), Some(1), "{text}");
     assert_eq!(prometheus_value(&text, "rfma_allowed_total"), Some(4));
     // One metric with a label, not a metric per token; and the encoding never shows.
     assert_eq!(

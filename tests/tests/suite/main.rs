@@ -41,5 +41,6 @@ mod e2e_lifecycle;
 mod e2e_lifecycle_tokens;
 mod e2e_principals;
 mod e2e_records;
+mod e2e_rotation;
 mod e2e_soak;
 mod timing_envoy;

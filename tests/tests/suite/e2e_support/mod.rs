@@ -263,6 +263,15 @@ pub fn all_envoy_output(stack: &Stack) -> String {
     format!("{}\n{access}", stack.envoy.process.log_text())
 }
 
+/// The value of `rfma_token_allowed_total{token="<name>"}` in a `/stats/prometheus` text.
+pub fn token_allowed(prometheus: &str, name: &str) -> Option<u64> {
+    let series = format!("rfma_token_allowed_total{{token=\"{name}\"}} ");
+    prometheus
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.parse().ok())
+}
+
 /// The value of a `/stats/prometheus` sample `name{}`, if present.
 pub fn prometheus_value(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|l| {
