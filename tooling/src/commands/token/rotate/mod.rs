@@ -8,6 +8,8 @@
 //! until NAME's `rfma_token_allowed_total` has not moved for `--quiet-for` on every proxy the gate
 //! selects (giving up after `--timeout`, keeping NAME); 4. remove NAME and print what was removed.
 
+pub mod engine;
+
 use super::usage::{self, Gate, METRIC, human};
 use crate::cluster::{self, Cluster, KubeArgs};
 use crate::commands::cannot_run;
