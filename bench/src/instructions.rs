@@ -1,5 +1,5 @@
 //! Envoy instructions per request, counted by valgrind's callgrind: deterministic where the
-//! CPU time of `bench.rs` is not. On a shared machine CPU µs per request swing by several µs
+//! CPU time of `bench/` is not. On a shared machine CPU µs per request swing by several µs
 //! from run to run; the instructions Envoy executes for the same requests do not depend on
 //! the machine's load (two runs of the same variant agree within about 0.1 %), so variants
 //! a few percent apart can be told apart from one run each.
