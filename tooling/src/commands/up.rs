@@ -190,6 +190,25 @@ fn revision(repo: &Path, branch: Option<&str>, tree: &Path, source: &str) -> Res
     Ok(format!("local@{layer}"))
 }
 
+/// The Flux artifact of a rendered `tree`, with the source and revision `up` gives it (also what
+/// `token rotate` pushes when it changes the gate's token list).
+pub fn manifests_payload(repo: &Path, tree: &Path) -> Result<ManifestsPayload> {
+    let source = git(repo, &["remote", "get-url", "origin"])
+        .map(|u| https_url(&u))
+        .unwrap_or_else(|| "istio-demo".into());
+    let branch = git(repo, &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let revision = revision(repo, branch.as_deref(), tree, &source)?;
+    let digest = artifact::build(tree, &source, &revision)?
+        .digest()
+        .to_string();
+    Ok(ManifestsPayload {
+        tree: tree.to_path_buf(),
+        source,
+        revision,
+        digest,
+    })
+}
+
 /// Reads the token Secrets `up` would keep; `None` for a client dry run (no cluster).
 async fn live_secrets(cluster: Option<&Cluster>) -> Result<Vec<(String, Value)>> {
     let mut found = Vec::new();
@@ -264,19 +283,8 @@ pub async fn prepare(
     let branch = git(repo, &["rev-parse", "--abbrev-ref", "HEAD"]);
     let (flux_source, manifests_payload) = match args.source {
         SourceKind::Oci => {
-            let source = source_url.clone().unwrap_or_else(|| "istio-demo".into());
-            let revision = revision(repo, branch.as_deref(), &rendered.tree, &source)?;
-            let a = artifact::build(&rendered.tree, &source, &revision)?;
-            let digest = a.digest().to_string();
-            (
-                oci_repository(repo, &digest)?,
-                Some(ManifestsPayload {
-                    tree: rendered.tree.clone(),
-                    source,
-                    revision,
-                    digest,
-                }),
-            )
+            let payload = manifests_payload(repo, &rendered.tree)?;
+            (oci_repository(repo, &payload.digest)?, Some(payload))
         }
         SourceKind::Git => {
             let url = args.git_url.clone().or(source_url).context(

@@ -19,6 +19,7 @@ mod manifests_push;
 mod profiles;
 mod sandbox;
 mod status_mock;
+mod token_rotate;
 mod token_usage;
 mod up;
 mod validate;

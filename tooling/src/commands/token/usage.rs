@@ -309,7 +309,7 @@ pub fn print_table(u: &Usage, out: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// A 401 or 403 from the API server as the RBAC grant that is missing; other errors as they are.
-fn classify(e: anyhow::Error, verb: &str, resource: &str, ns: &str) -> anyhow::Error {
+pub fn classify(e: anyhow::Error, verb: &str, resource: &str, ns: &str) -> anyhow::Error {
     match api_code(&e) {
         Some(403) => e.context(format!(
             "forbidden (403): your user may not `{verb}` `{resource}` in namespace {ns} \
@@ -338,6 +338,25 @@ async fn bounded<T>(what: String, f: impl Future<Output = Result<T>>) -> Result<
     tokio::time::timeout(READ_TIMEOUT, f)
         .await
         .map_err(|_| anyhow!("{what}: no answer within {}s", READ_TIMEOUT.as_secs()))?
+}
+
+/// One proxy's Prometheus text through the API server's pod proxy: `Ok(Err(why))` when this
+/// proxy could not be read (not ready, going away), `Err` when no proxy could be (a 401 or 403).
+pub async fn proxy_stats(cluster: &Cluster, ns: &str, pod: &str) -> Result<Result<String, String>> {
+    let stats = bounded(format!("stats of {ns}/{pod}"), async {
+        // The pod proxy subresource; `get` builds `<path>/prometheus`.
+        let req = kube::core::Request::new(format!(
+            "/api/v1/namespaces/{ns}/pods/{pod}:{STATS_PORT}/proxy/stats"
+        ))
+        .get("prometheus", &GetParams::default())?;
+        Ok(cluster.client.request_text(req).await?)
+    })
+    .await
+    .with_context(|| format!("reading {pod}:{STATS_PORT}/stats/prometheus through the API server"));
+    Ok(match stats {
+        Ok(text) => Ok(text),
+        Err(e) => Err(per_proxy(e, "get", "pods/proxy", ns)?),
+    })
 }
 
 /// The gates of the namespace that carry a token list.
@@ -417,22 +436,7 @@ pub async fn collect_from(
     };
     let mut proxies = Vec::new();
     for (pod, tokens) in &pods {
-        let stats = bounded(format!("stats of {ns}/{pod}"), async {
-            // The pod proxy subresource; `get` builds `<path>/prometheus`.
-            let req = kube::core::Request::new(format!(
-                "/api/v1/namespaces/{ns}/pods/{pod}:{STATS_PORT}/proxy/stats"
-            ))
-            .get("prometheus", &GetParams::default())?;
-            Ok(cluster.client.request_text(req).await?)
-        })
-        .await
-        .with_context(|| {
-            format!("reading {pod}:{STATS_PORT}/stats/prometheus through the API server")
-        });
-        let stats = match stats {
-            Ok(text) => Ok(text),
-            Err(e) => Err(per_proxy(e, "get", "pods/proxy", ns)?),
-        };
+        let stats = proxy_stats(cluster, ns, pod).await?;
         let log = bounded(format!("log of {ns}/{pod}"), async {
             Ok(api.logs(pod, &lp).await?)
         })

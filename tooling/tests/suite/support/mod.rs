@@ -91,6 +91,23 @@ pub struct Step {
     pub reply: Value,
     /// A reply that is not JSON (a pod's log, a proxy's Prometheus text), sent as is instead of `reply`.
     pub text: Option<String>,
+    /// A reply that depends on what the client sent before (a digest it computed, a Secret it
+    /// wrote), made from the exchanges so far, this one last; used instead of `reply`.
+    pub computed: Option<Computed>,
+}
+
+/// Makes a reply from the exchanges so far (the current one last).
+pub type Computed = Box<dyn FnOnce(&[Exchange]) -> Value + Send>;
+
+/// A `GET` whose answer is made from the conversation so far.
+pub fn get_computed(
+    path: impl Into<String>,
+    f: impl FnOnce(&[Exchange]) -> Value + Send + 'static,
+) -> Step {
+    Step {
+        computed: Some(Box::new(f)),
+        ..step("GET", path, 200, Value::Null)
+    }
 }
 
 pub fn step(method: &'static str, path: impl Into<String>, status: u16, reply: Value) -> Step {
@@ -100,6 +117,7 @@ pub fn step(method: &'static str, path: impl Into<String>, status: u16, reply: V
         status,
         reply,
         text: None,
+        computed: None,
     }
 }
 
@@ -122,6 +140,7 @@ pub fn not_found(path: impl Into<String>) -> Step {
         status: 404,
         reply,
         text: None,
+        computed: None,
     }
 }
 
@@ -230,8 +249,12 @@ pub fn serve(mut handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Ve
                     .collect::<Vec<_>>()
                     .join("\n")
             );
+            log.push(ex);
             // A PATCH with a null reply echoes the applied object (plus what a server adds).
-            let reply = if s.reply.is_null() {
+            let ex = log.last().expect("just pushed");
+            let reply = if let Some(f) = s.computed {
+                f(&log)
+            } else if s.reply.is_null() {
                 let mut o = ex.body.clone();
                 o["metadata"]["resourceVersion"] = json!("2");
                 o
@@ -250,7 +273,6 @@ pub fn serve(mut handle: Handle, steps: Vec<Step>) -> tokio::task::JoinHandle<Ve
             }
             .unwrap();
             send.send_response(resp);
-            log.push(ex);
         }
         log
     })

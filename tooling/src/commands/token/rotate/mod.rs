@@ -1,21 +1,23 @@
-//! `istio-demo token rotate NAME --dry-run`: the plan of a rotation without downtime (issue #15),
-//! read from the cluster and printed; nothing is changed. The rotation itself (writing the
-//! configuration and the Secret, waiting, removing) is not implemented: without `--dry-run` the
-//! command refuses to start.
+//! `istio-demo token rotate NAME`: replacing a token without downtime (issue #15). 1. add a new
+//! token beside NAME in the gate's configuration (NAME stays valid, until `now + --overlap` if
+//! given); 2. hand the new token to NAME's client; 3. wait until NAME's `rfma_token_allowed_total`
+//! has not moved for `--quiet-for` on every proxy the gate selects (giving up after `--timeout`,
+//! keeping NAME, exit 1); 4. remove NAME and print what was removed.
 //!
-//! The plan: 1. add a new token beside NAME in the gate's configuration (NAME stays valid, until
-//! `now + --overlap` if given); 2. write the new token to the Secret its client reads; 3. wait
-//! until NAME's `rfma_token_allowed_total` has not moved for `--quiet-for` on every proxy the gate
-//! selects (giving up after `--timeout`, keeping NAME); 4. remove NAME and print what was removed.
+//! This module holds the arguments, the `--dry-run` plan (reads only) and the wiring; the steps
+//! and the wait are in [`engine`], the targets in [`cluster`] (the GitOps source Flux deploys
+//! from) and [`sandbox`] (the local Envoy of `istio-demo sandbox`).
 
+pub mod cluster;
 pub mod engine;
 
 use super::usage::{self, Gate, METRIC, human};
-use crate::cluster::{self, Cluster, KubeArgs};
-use crate::commands::cannot_run;
-use anyhow::{Result, anyhow, bail};
+use crate::cluster::{Cluster, KubeArgs, parse_duration, runtime};
+use crate::deploy::registry::Access;
+use anyhow::{Result, bail};
 use clap::Args;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,17 +35,21 @@ pub struct RotateArgs {
     pub new_name: Option<String>,
     /// Keep NAME valid this long after the new token is added (its not_after); without it, NAME
     /// stays valid until it is removed.
-    #[arg(long, value_name = "DURATION", value_parser = cluster::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub overlap: Option<Duration>,
     /// How long NAME's counter must stay unchanged on every proxy before NAME is removed.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = cluster::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub quiet_for: Duration,
     /// Give up waiting for the quiet period after this long (NAME is kept, exit 1).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = cluster::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Print the plan, changing nothing (required: the rotation itself is not implemented yet).
+    /// Print the plan, changing nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The repository holding flux/ and the manifest directories, rendered again as `up` renders
+    /// them (default: found from the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
 }
 
 /// `NAME-r2`, or `base-r<N+1>` for `base-rN`.
@@ -224,16 +230,14 @@ pub fn print_plan(p: &Plan, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `token rotate` against `cluster` at `now`: reads the gate and its proxies, prints the plan.
-pub async fn run_with(
+/// `token rotate --dry-run` against `cluster` at `now`: reads the gate and its proxies, prints
+/// the plan; sends only GETs.
+pub async fn plan_with(
     cluster: &Cluster,
     args: &RotateArgs,
     now: u64,
     out: &mut impl Write,
 ) -> Result<ExitCode> {
-    if !args.dry_run {
-        return refuse();
-    }
     super::check_name(&args.name)?;
     let ns = &args.namespace;
     let gates = usage::gates(cluster, ns).await?;
@@ -280,26 +284,69 @@ pub async fn run_with(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Entry point from `token`.
-pub fn run(args: &RotateArgs, out: &mut impl Write) -> Result<ExitCode> {
-    if !args.dry_run {
-        return refuse(); // before reading any kubeconfig
+/// How step 3 waits for these arguments, reading every `poll`.
+pub fn wait_of(args: &RotateArgs, poll: Duration) -> engine::Wait {
+    engine::Wait {
+        quiet_for: args.quiet_for,
+        timeout: args.timeout,
+        poll,
     }
+}
+
+/// `token rotate` against `cluster` (OCI source), with the manifests of `repo`, the registry
+/// reached through `access`, time from `clock` and a read of the proxies every `poll`: the plan
+/// with `--dry-run`, else the rotation. Exit 1 when NAME was still in use at `--timeout`.
+pub async fn run_with(
+    cluster: &Cluster,
+    args: &RotateArgs,
+    repo: &Path,
+    access: Access,
+    clock: &impl engine::Clock,
+    poll: Duration,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    cluster::runtime()?.block_on(async {
-        let cluster = Cluster::new(args.kube.client().await?, false);
-        run_with(&cluster, args, now, out).await
-    })
+    if args.dry_run {
+        return plan_with(cluster, args, now, out).await;
+    }
+    super::check_name(&args.name)?;
+    let mut backend =
+        cluster::ClusterRotation::open(cluster, args, repo.to_path_buf(), access, now).await?;
+    let names = engine::Names {
+        old: backend.old.clone(),
+        new: backend.new.clone(),
+    };
+    writeln!(
+        out,
+        "token rotate {}: {} replaces it (names and digests are printed, never a token)",
+        names.old, names.new
+    )?;
+    engine::rotate(&mut backend, clock, &names, wait_of(args, poll), out).await
 }
 
-/// Without `--dry-run`: the rotation itself is not implemented (exit 2, nothing done).
-fn refuse() -> Result<ExitCode> {
-    cannot_run(anyhow!(
-        "token rotate changes the deployed configuration and is not implemented yet; \
-         run it with --dry-run to see its plan"
-    ))
+/// Entry point from `token`.
+pub fn run(args: &RotateArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let repo = args
+        .repo
+        .clone()
+        .unwrap_or_else(crate::manifests::repo_root);
+    runtime()?.block_on(async {
+        let cluster = Cluster::new(args.kube.client().await?, false);
+        let clock = engine::TokioClock::default();
+        let poll = engine::Wait::poll_for(args.quiet_for);
+        run_with(
+            &cluster,
+            args,
+            &repo,
+            Access::PortForward,
+            &clock,
+            poll,
+            out,
+        )
+        .await
+    })
 }
 
 #[cfg(test)]
@@ -334,6 +381,7 @@ mod tests {
             quiet_for: Duration::from_secs(600),
             timeout: Duration::from_secs(3600),
             dry_run: true,
+            repo: None,
         }
     }
 
