@@ -303,28 +303,39 @@ impl Envoy {
 
     /// `/stats/prometheus`, as text.
     pub fn prometheus(&self) -> Result<String, String> {
-        let r = self.admin_get("/stats/prometheus")?;
-        if r.status != 200 {
-            return Err(format!("/stats/prometheus: status {}", r.status));
-        }
-        Ok(r.text())
+        admin_prometheus(self.admin()?)
     }
 
     /// The value of one counter or gauge from `/stats?format=json` (Envoy's own names).
     pub fn stat(&self, name: &str) -> Result<Option<u64>, String> {
-        let stats = self
-            .admin_get(&format!(
-                "/stats?format=json&filter=^{}$",
-                name.replace('.', "\\.")
-            ))?
-            .json()?;
-        Ok(stats["stats"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["name"] == name)
-            .and_then(|s| s["value"].as_u64()))
+        admin_stat(self.admin()?, name)
     }
+}
+
+/// `/stats/prometheus` from the admin API at `admin`, as text: for a caller that knows an
+/// Envoy's admin address but does not own its process (the sandbox's gate).
+pub fn admin_prometheus(admin: SocketAddr) -> Result<String, String> {
+    let r = http1::Request::get("/stats/prometheus").send(admin)?;
+    if r.status != 200 {
+        return Err(format!("/stats/prometheus: status {}", r.status));
+    }
+    Ok(r.text())
+}
+
+/// The value of one counter or gauge (Envoy's own name) from the admin API at `admin`.
+pub fn admin_stat(admin: SocketAddr, name: &str) -> Result<Option<u64>, String> {
+    let stats = http1::Request::get(&format!(
+        "/stats?format=json&filter=^{}$",
+        name.replace('.', "\\.")
+    ))
+    .send(admin)?
+    .json()?;
+    Ok(stats["stats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["value"].as_u64()))
 }
 
 /// Writes a file readable only by its owner (the bootstrap carries the plugin configuration).

@@ -4,6 +4,13 @@
 //! ready-to-paste `curl` lines, then prints one short line per request from the filter's
 //! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is
 //! named, with its exit status and last output, and the command exits 1.
+//!
+//! The listener is served from a watched file (file-based LDS), so the filter's configuration
+//! can be replaced while the sandbox runs: [`gate::SandboxGate`] does it, through the state
+//! file the sandbox keeps while it runs ([`state`]; one sandbox per state directory).
+
+pub mod gate;
+pub mod state;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -39,6 +46,11 @@ pub struct SandboxArgs {
     /// Print the access records unchanged, one JSON object per line
     #[arg(long)]
     pub json: bool,
+    /// Where to keep the state file (sandbox.json) that `token rotate --sandbox` reads
+    /// [default: $ISTIO_DEMO_STATE_DIR, else $XDG_RUNTIME_DIR/istio-demo, else
+    /// /tmp/istio-demo-UID]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The plugin configuration the sandbox runs, and what to show the user about it.
@@ -148,8 +160,21 @@ fn sh_quote(s: &str) -> String {
     }
 }
 
-/// The banner: where things are, the tokens, and the curl lines.
-pub fn banner(config: &SandboxConfig, listener: std::net::SocketAddr, stack: &Stack) -> String {
+/// What the banner says about the state file and the rotation it enables.
+#[derive(Debug, Clone)]
+pub struct RotationInfo {
+    pub state_file: PathBuf,
+    /// The `istio-demo token rotate` line to suggest, if there is a token to rotate.
+    pub hint: Option<String>,
+}
+
+/// The banner: where things are, the tokens, the curl lines, and how to rotate a token.
+pub fn banner(
+    config: &SandboxConfig,
+    listener: std::net::SocketAddr,
+    stack: &Stack,
+    rotation: &RotationInfo,
+) -> String {
     let url = format!("http://{listener}");
     let h = &config.header;
     let mut out = String::new();
@@ -172,6 +197,10 @@ pub fn banner(config: &SandboxConfig, listener: std::net::SocketAddr, stack: &St
     out.push_str(&format!(
         "  access log    {}\n",
         stack.envoy.access_log.display()
+    ));
+    out.push_str(&format!(
+        "  state file    {}\n",
+        rotation.state_file.display()
     ));
     out.push_str("\ntokens (header ");
     out.push_str(h);
@@ -199,6 +228,13 @@ pub fn banner(config: &SandboxConfig, listener: std::net::SocketAddr, stack: &St
     out.push_str(&format!(
         "  # wrong token: 403\n  curl -i -H {wrong} {url}/headers\n"
     ));
+    if let Some(hint) = &rotation.hint {
+        out.push_str(
+            "\nrotate a token without a restart (a new one beside it; it is removed once its \
+             counter stays quiet):\n",
+        );
+        out.push_str(&format!("  {hint}\n"));
+    }
     out.push_str("\nCtrl-C stops Envoy and httpbin.\n");
     out
 }
@@ -267,8 +303,25 @@ fn run_inner(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
             wasm.display()
         );
     }
+    // Every listener update names the module again, perhaps from another directory.
+    let wasm = std::fs::canonicalize(&wasm)
+        .with_context(|| format!("cannot resolve {}", wasm.display()))?;
     // The harness words its errors as plain strings.
     let envoy_bin = envoy::find_envoy(args.envoy.as_deref()).map_err(anyhow::Error::msg)?;
+    let plugin_config: Value =
+        serde_json::from_str(&config.json).context("the plugin configuration is not JSON")?;
+
+    // Before anything starts: one sandbox per state directory.
+    let state_dir = state::state_dir(args.state_dir.as_deref());
+    let (claim, stale) = state::Claim::take(&state_dir)?;
+    match stale {
+        Some(0) => eprintln!("replacing {}: not a state file", claim.file().display()),
+        Some(pid) => eprintln!(
+            "replacing {}: its sandbox (pid {pid}) is gone",
+            claim.file().display()
+        ),
+        None => {}
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -278,20 +331,40 @@ fn run_inner(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     eprintln!("starting httpbin and Envoy ({})...", envoy_bin.display());
     let stack_config = StackConfig {
         envoy_bin,
-        wasm,
+        wasm: wasm.clone(),
         plugin_config: config.json.clone(),
         options: envoy::EnvoyOptions::default(),
     };
     let port = args.port;
-    let mut stack = Stack::start_with(&stack_config, |spec, _| {
+    let mut lds_file = None;
+    let mut stack = Stack::start_with(&stack_config, |spec, dir| {
         if let Some(p) = port {
             spec.listener_port = p;
         }
+        // The plain listener through file-based LDS, so the gate can replace it.
+        lds_file = Some(envoy::bootstrap::serve_plain_listener_from_file(spec, dir)?);
         Ok(())
     })
     .map_err(anyhow::Error::msg)?;
     let listener = stack.plain().map_err(anyhow::Error::msg)?;
-    eprint!("{}", banner(&config, listener, &stack));
+    claim.publish(
+        state::EnvoyState {
+            admin: stack.envoy.admin().map_err(anyhow::Error::msg)?,
+            listener,
+            upstream: stack.httpbin.addr,
+            lds_file: lds_file.context("the listener file was not written")?,
+            wasm,
+            access_log: stack.envoy.access_log.clone(),
+            log: stack.envoy.process.log_path().to_path_buf(),
+        },
+        &plugin_config,
+    )?;
+    let rotation = RotationInfo {
+        state_file: claim.file().to_path_buf(),
+        // Named only when it is not the one a rotation finds by itself.
+        hint: gate::rotation_hint(&plugin_config, args.state_dir.as_deref()),
+    };
+    eprint!("{}", banner(&config, listener, &stack, &rotation));
     eprintln!();
 
     let mut follower = LogFollower::new(&stack.envoy.access_log);

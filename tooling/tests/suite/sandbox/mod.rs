@@ -1,8 +1,12 @@
-//! `istio-demo sandbox` as a user runs it: the real binary, a real Envoy and httpbin.
+//! `istio-demo sandbox` as a user runs it: the real binary, a real Envoy and httpbin; and its
+//! gate as `token rotate --sandbox` drives it, in `gate`.
 //!
-//! Needs Envoy (`ENVOY_BIN`, else `envoy` on PATH, else the repository's `.venv/bin/envoy`)
+//! Each sandbox here keeps its state file in its own directory (`--state-dir`), so the tests
+//! run side by side. Needs Envoy (`ENVOY_BIN`, else `envoy` on PATH, else the repository's `.venv/bin/envoy`)
 //! and the module (`RFMA_WASM`, else `target/rfma_filter.wasm`); a missing one fails the test
 //! with a message saying how to get it.
+
+mod gate;
 
 use envoy_harness::http1::Request;
 use std::net::{SocketAddr, TcpStream};
@@ -48,15 +52,21 @@ struct Sandbox {
 
 impl Sandbox {
     fn start(extra: &[&str]) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
+        Sandbox::start_in(tempfile::tempdir().unwrap(), &wasm(), extra)
+    }
+
+    /// Starts a sandbox with its output, and its state directory `state`, in `dir`.
+    fn start_in(dir: tempfile::TempDir, wasm: &Path, extra: &[&str]) -> Sandbox {
         let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
         let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
         let child = Command::new(BIN)
             .arg("sandbox")
             .arg("--wasm")
-            .arg(wasm())
+            .arg(wasm)
             .arg("--envoy")
             .arg(envoy_bin())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(out)
@@ -64,6 +74,10 @@ impl Sandbox {
             .spawn()
             .unwrap();
         Sandbox { child, dir }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     fn stdout(&self) -> String {
@@ -300,6 +314,8 @@ fn bad_configuration_or_binary_fails_before_anything_starts() {
             .arg("sandbox")
             .arg("--wasm")
             .arg(wasm())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .args(args)
             .output()
             .unwrap()
@@ -348,5 +364,9 @@ fn bad_configuration_or_binary_fails_before_anything_starts() {
     assert!(
         err.contains("the filter module /nonexistent.wasm does not exist"),
         "{err}"
+    );
+    assert!(
+        !dir.path().join("state").exists(),
+        "no state file before the checks pass"
     );
 }
