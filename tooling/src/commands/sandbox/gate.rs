@@ -128,6 +128,8 @@ impl SandboxGate {
         // The filter's parser, as `check_config` runs it, with its error kept apart by type.
         rfma_filter::config::parse(text.as_bytes())
             .map_err(|e| GateError::InvalidConfig(e.to_string()))?;
+        // Still the same sandbox, before anything is written.
+        let mut state = self.state()?;
         let e = &self.envoy;
         let mut spec = BootstrapSpec::new(e.upstream.port(), &e.wasm, &text, &e.access_log);
         spec.listener_port = e.listener.port();
@@ -143,16 +145,12 @@ impl SandboxGate {
             let log_from = file_len(&e.log);
             bootstrap::write_lds_file(&e.lds_file, &[bootstrap::plain_listener(&spec)])
                 .with_context(|| format!("cannot write {}", e.lds_file.display()))?;
-            if let Err(err) = self.answer(&before, true) {
-                if let Some(GateError::Rejected { .. }) = err.downcast_ref::<GateError>() {
-                    let reason = rejection_reason(&e.log, log_from);
-                    self.restore(&previous)?;
-                    return Err(GateError::Rejected { reason }.into());
-                }
-                return Err(err);
+            if self.answer(&before, true)? == Answer::Rejected {
+                let reason = rejection_reason(&e.log, log_from);
+                self.restore(&previous)?;
+                return Err(GateError::Rejected { reason }.into());
             }
         }
-        let mut state = self.state()?;
         state.plugin_config = Some(redacted(config));
         state::write(&self.state_file, &state)
     }
@@ -215,19 +213,16 @@ impl SandboxGate {
     /// Waits for Envoy's answer to the update written after `before` was read. With
     /// `on_workers`, an accepted listener counts only once every worker has it: Envoy ACKs an
     /// update when the listener is built, and hands it to its workers after.
-    fn answer(&self, before: &Counters, on_workers: bool) -> anyhow::Result<()> {
+    fn answer(&self, before: &Counters, on_workers: bool) -> anyhow::Result<Answer> {
         let deadline = Instant::now() + APPLY_TIMEOUT;
         loop {
             let now = self.counters()?;
             if now.rejected > before.rejected {
-                return Err(GateError::Rejected {
-                    reason: String::new(),
-                }
-                .into());
+                return Ok(Answer::Rejected);
             }
             let served = !on_workers || now.on_workers >= before.on_workers + now.workers;
             if now.accepted > before.accepted && served {
-                return Ok(());
+                return Ok(Answer::Accepted);
             }
             if Instant::now() >= deadline {
                 return Err(GateError::NoAnswer.into());
@@ -245,8 +240,14 @@ impl SandboxGate {
         std::fs::write(&tmp, previous)
             .and_then(|()| std::fs::rename(&tmp, file))
             .with_context(|| format!("cannot put {} back", file.display()))?;
-        self.answer(&before, false)
-            .context("the previous listener file was put back")
+        match self.answer(&before, false) {
+            Ok(Answer::Accepted) => Ok(()),
+            Ok(Answer::Rejected) => Err(anyhow::anyhow!(
+                "Envoy rejected the previous listener file put back in {}",
+                file.display()
+            )),
+            Err(e) => Err(e.context(format!("after putting {} back", file.display()))),
+        }
     }
 }
 
@@ -264,6 +265,15 @@ fn live_state(state_file: &Path) -> anyhow::Result<(u32, EnvoyState)> {
         .envoy
         .ok_or_else(|| not_running(format!("sandbox {} is still starting", state.pid)))?;
     Ok((state.pid, envoy))
+}
+
+/// Envoy's answer to a listener update.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// An ACK (with the workers serving it, when asked).
+    Accepted,
+    /// A NACK: the previous listener serves on.
+    Rejected,
 }
 
 /// The listener manager's counters that tell an update's fate.

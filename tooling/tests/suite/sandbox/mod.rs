@@ -298,6 +298,10 @@ fn a_dying_child_is_named_and_the_sandbox_fails() {
     assert!(err.contains("istio-demo sandbox: envoy (pid "), "{err}");
     assert!(err.contains("exited with status 0"), "{err}");
     assert!(refused(httpbin), "httpbin must be stopped too");
+    assert!(
+        !sb.state_dir().join("sandbox.json").exists(),
+        "the state file goes with a failed sandbox too"
+    );
 }
 
 #[test]
