@@ -24,8 +24,8 @@ pub const TOKEN_BYTES: usize = 32;
     about = "Make tokens for the filter's allowlist and their SHA-256 digests; show how much each is used",
     long_about = "Make tokens for the filter's allowlist and their SHA-256 digests (`new`, `hash`), print a \
 deployed demo token (`show`), and show, per gated proxy, how many requests each configured token let through and \
-when a record last named it (`usage`), and the plan of replacing a token without downtime (`rotate --dry-run`). \
-Only `new` and `show` print a token; `usage` and `rotate` print token names only, never a token or a digest."
+when a record last named it (`usage`), and replace a token without downtime (`rotate`). \
+Only `new` and `show` print a token (and `rotate --sandbox`, the sandbox's new token once); `usage` prints token names only, `rotate` names and digests."
 )]
 pub struct TokenArgs {
     #[command(subcommand)]
@@ -69,15 +69,20 @@ pods/log and list on pods and the gate's kind; a 403 names the missing grant. Ex
 could not be read (the rest is still printed)."
     )]
     Usage(usage::UsageArgs),
-    /// Print the plan of replacing token NAME without downtime (--dry-run; nothing is changed).
+    /// Replace token NAME without downtime: add a new one, hand it over, wait until NAME is unused, remove it.
     #[command(
-        long_about = "Reads the gate carrying token NAME in --namespace and the proxies it selects, and prints \
-the plan of a rotation without downtime: 1. add a new token (--new-name, default NAME-r2) beside NAME in the \
-gate's configuration, copying NAME's principals; NAME stays valid, until now + --overlap if given (its not_after); \
-2. write the new token to the Secret NAME's client reads (the demo tokens' Secrets); 3. wait until NAME's \
-rfma_token_allowed_total has not changed for --quiet-for on every proxy (each one's count now is shown), giving up \
-after --timeout with NAME kept; 4. remove NAME and print what was removed. Only --dry-run is implemented: nothing \
-is changed, and without it the command refuses to start (exit 2). Prints names only, never a token or a digest."
+        long_about = "Replaces the demo token NAME without downtime, in the cluster `istio-demo up` deployed \
+(OCI source) or, with --sandbox, in the running `istio-demo sandbox`: 1. adds a new token (--new-name, default \
+NAME-r2) beside NAME in the gate's configuration, copying NAME's principals; NAME stays valid, until now + \
+--overlap if given (its not_after); 2. hands the new token to NAME's client (the cluster: the Secret it reads; the \
+sandbox: printed once, for you); 3. waits until NAME's rfma_token_allowed_total has not changed for --quiet-for \
+on every proxy the gate selects (a proxy that restarts or appears starts its quiet period over; one that cannot \
+be read stops the rotation); 4. removes NAME and prints what was removed. Past --timeout with NAME still in use, \
+NAME is kept and the command exits 1; running it again resumes the wait.\n\n\
+In the cluster nothing Flux owns is patched: the token Secrets record the rotation, the manifests are rendered \
+again from them and pushed as a new Flux artifact, and the OCIRepository is pinned to it; a later `up` renders \
+the same list. --dry-run prints the plan and only reads. Prints names and digests, never a token (but the \
+sandbox's new token, once)."
     )]
     Rotate(rotate::RotateArgs),
 }
@@ -90,25 +95,42 @@ pub struct ShowArgs {
     pub kube: crate::cluster::KubeArgs,
 }
 
-/// `token show`: the token in the Secret of demo token `name`.
+/// `token show`: the token the gate calls `name`, from the demo token Secret that holds it. After
+/// a rotation a slot's Secret holds the new name (and, between adding it and handing it over, both),
+/// so every demo token Secret is read.
 pub async fn show(cluster: &crate::cluster::Cluster, name: &str) -> Result<String> {
-    let spec = crate::deploy::tokens::find(name)?;
-    let secret = cluster
-        .get("v1", "Secret", Some(spec.namespace), spec.secret)
-        .await?
-        .with_context(|| {
-            format!(
-                "no Secret {}/{}: the demo is not deployed here (run `istio-demo up`)",
-                spec.namespace, spec.secret
-            )
-        })?;
-    let token = crate::deploy::tokens::from_secret(*spec, &secret)?.with_context(|| {
-        format!(
-            "Secret {}/{} holds no token (run `istio-demo up` to make one)",
-            spec.namespace, spec.secret
-        )
-    })?;
-    Ok(token.reveal().to_string())
+    use crate::deploy::tokens::{DEMO_TOKENS, from_secret};
+    let mut names = Vec::new();
+    for spec in DEMO_TOKENS {
+        let Some(secret) = cluster
+            .get("v1", "Secret", Some(spec.namespace), spec.secret)
+            .await?
+        else {
+            continue;
+        };
+        let Some(token) = from_secret(*spec, &secret)? else {
+            continue;
+        };
+        if let Some(value) = token.reveal_named(name) {
+            return Ok(value.to_string());
+        }
+        if token.names(name) {
+            bail!(
+                "token {name} is being retired: Secret {}/{} no longer holds it (it holds {})",
+                spec.namespace,
+                spec.secret,
+                token.name
+            );
+        }
+        names.push(token.name.clone());
+    }
+    if names.is_empty() {
+        bail!("no demo token Secret here: the demo is not deployed (run `istio-demo up`)");
+    }
+    bail!(
+        "no demo token named {name:?} (the demo's tokens: {})",
+        names.join(", ")
+    )
 }
 
 #[derive(Debug, Args)]
