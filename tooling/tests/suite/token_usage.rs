@@ -350,6 +350,8 @@ pub(crate) fn rotate_args(name: &str, dry_run: bool) -> RotateArgs {
         timeout: Duration::from_secs(3600),
         dry_run,
         repo: None,
+        sandbox: false,
+        state_dir: None,
     }
 }
 

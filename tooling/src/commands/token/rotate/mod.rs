@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod engine;
+pub mod sandbox;
 
 use super::usage::{self, Gate, METRIC, human};
 use crate::cluster::{Cluster, KubeArgs, parse_duration, runtime};
@@ -50,6 +51,13 @@ pub struct RotateArgs {
     /// them (default: found from the current directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
+    /// Rotate in the running `istio-demo sandbox` (no cluster) instead.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// With --sandbox: the sandbox's state directory (default: $ISTIO_DEMO_STATE_DIR, else the
+    /// sandbox's own default).
+    #[arg(long, value_name = "DIR", requires = "sandbox")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `NAME-r2`, or `base-r<N+1>` for `base-rN`.
@@ -326,8 +334,43 @@ pub async fn run_with(
     engine::rotate(&mut backend, clock, &names, wait_of(args, poll), out).await
 }
 
+/// `token rotate --sandbox`: the rotation against the running sandbox, time from `clock`, its
+/// counters read every `poll`.
+pub async fn run_sandbox(
+    args: &RotateArgs,
+    clock: &impl engine::Clock,
+    poll: Duration,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
+    if args.dry_run {
+        bail!("--dry-run reads a cluster; with --sandbox, run without it (the sandbox is yours)");
+    }
+    super::check_name(&args.name)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut backend = sandbox::SandboxRotation::open(args, now)?;
+    let names = engine::Names {
+        old: backend.old.clone(),
+        new: backend.new.clone(),
+    };
+    writeln!(
+        out,
+        "token rotate {} in the sandbox: {} replaces it",
+        names.old, names.new
+    )?;
+    engine::rotate(&mut backend, clock, &names, wait_of(args, poll), out).await
+}
+
 /// Entry point from `token`.
 pub fn run(args: &RotateArgs, out: &mut impl Write) -> Result<ExitCode> {
+    if args.sandbox {
+        return runtime()?.block_on(async {
+            let clock = engine::TokioClock::default();
+            let poll = engine::Wait::poll_for(args.quiet_for);
+            run_sandbox(args, &clock, poll, out).await
+        });
+    }
     let repo = args
         .repo
         .clone()
@@ -382,6 +425,8 @@ mod tests {
             timeout: Duration::from_secs(3600),
             dry_run: true,
             repo: None,
+            sandbox: false,
+            state_dir: None,
         }
     }
 
