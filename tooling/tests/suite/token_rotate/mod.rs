@@ -9,7 +9,6 @@ use crate::support::registry::{Registry, start_registry};
 use crate::support::*;
 use base64::Engine;
 use istio_demo::cluster::Cluster;
-use istio_demo::commands::sandbox::gate::SandboxGate;
 use istio_demo::commands::token::rotate::{self, RotateArgs, engine::ManualClock};
 use istio_demo::deploy::registry::Access;
 use istio_demo::deploy::tokens::{self, DEMO_TOKENS, Token};
@@ -17,9 +16,11 @@ use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod sandbox;
+mod show;
+mod up_keeps;
+
 const PODS: &str = "/api/v1/namespaces/demo/pods";
-/// The sandbox's fixed plain-text demo token.
-const DEMO_PLAIN: &str = "demo-plain-token";
 const REGISTRY_PODS: &str = "/api/v1/namespaces/istio-demo-registry/pods";
 const WASMPLUGINS: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/demo/wasmplugins";
 const KS: &str = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations";
@@ -557,170 +558,5 @@ async fn dry_run_sends_only_gets() {
             "the plan (dry run: nothing is changed)",
             "httpbin-a: 4 allowed now",
         ],
-    );
-}
-
-#[tokio::test]
-async fn token_show_finds_a_rotated_name_and_lists_the_names_there_are() {
-    let (t, secrets) = switched();
-    let mut steps = vec![discovery("v1", &[("Secret", "secrets", true)])];
-    for name in ["loadtester-r2", "loadtester", "nope"] {
-        for (tok, s) in t.iter().zip(&secrets) {
-            steps.push(get(secret_path(tok), s.clone()));
-            // Found in the second Secret: no need to read the third.
-            if name != "nope" && tok.spec.name == "loadtester" {
-                break;
-            }
-        }
-    }
-    let (client, handle) = mock();
-    let server = serve(handle, steps);
-    let cluster = Cluster::new(client, false);
-    let shown = istio_demo::commands::token::show(&cluster, "loadtester-r2")
-        .await
-        .unwrap();
-    assert_eq!(shown, data(&secrets[1], "token").unwrap());
-    let e = istio_demo::commands::token::show(&cluster, "loadtester")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert_mentions(
-        &e,
-        &[
-            "token loadtester is being retired",
-            "it holds loadtester-r2",
-        ],
-    );
-    let e = istio_demo::commands::token::show(&cluster, "nope")
-        .await
-        .unwrap_err()
-        .to_string();
-    assert_mentions(
-        &e,
-        &["no demo token named \"nope\" (the demo's tokens: sleep, loadtester-r2, external)"],
-    );
-    finish(server).await;
-}
-
-/// A sandbox of the real CLI (Envoy, httpbin) with its state in a temporary directory; stopped
-/// with SIGTERM, as Ctrl-C stops it, when dropped.
-struct LiveSandbox {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for LiveSandbox {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sandbox() -> (LiveSandbox, SandboxGate) {
-    let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_istio-demo"))
-        .arg("sandbox")
-        .arg("--wasm")
-        .arg(crate::sandbox::wasm())
-        .arg("--envoy")
-        .arg(crate::sandbox::envoy_bin())
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut sb = LiveSandbox { child, dir };
-    // Readiness: the gate opens once the sandbox has published its Envoy and configuration.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(g) = SandboxGate::open(Some(&sb.dir.path().join("state")))
-            && g.config().is_ok()
-        {
-            return (sb, g);
-        }
-        assert!(
-            sb.child.try_wait().unwrap().is_none(),
-            "the sandbox exited before it was ready"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no sandbox after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn status_with(addr: std::net::SocketAddr, token: &str) -> u16 {
-    envoy_harness::http1::Request::get("/get")
-        .header("x-rfma-token", token)
-        .send(addr)
-        .unwrap()
-        .status
-}
-
-#[tokio::test]
-async fn the_sandbox_rotates_a_token_in_place_and_prints_the_new_one_once() {
-    let (sb, gate) = start_sandbox();
-    let addr = gate.listener();
-    assert_eq!(status_with(addr, DEMO_PLAIN), 200);
-    let a = RotateArgs {
-        sandbox: true,
-        state_dir: Some(sb.dir.path().join("state")),
-        overlap: Some(Duration::from_secs(3600)),
-        ..args("demo-plain")
-    };
-    let clock = ManualClock::default();
-    let mut out = Vec::new();
-    let code = rotate::run_sandbox(&a, &clock, Duration::from_secs(10), &mut out)
-        .await
-        .unwrap();
-    let text = String::from_utf8(out).unwrap();
-    assert_eq!(code, ExitCode::SUCCESS, "{text}");
-    use rotate::engine::Clock;
-    assert_eq!(
-        clock.now(),
-        Duration::from_secs(20),
-        "no traffic: quiet from the first read"
-    );
-    // The new token is the line after the hand-over's, printed once.
-    let lines: Vec<&str> = text.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.contains("your token demo-plain-r2 (shown only now)"))
-        .unwrap_or_else(|| panic!("{text}"));
-    let new = lines[i + 1];
-    assert_eq!(text.matches(new).count(), 1, "{text}");
-    assert!(
-        !text.contains(DEMO_PLAIN),
-        "the old token is never printed: {text}"
-    );
-    assert_mentions(
-        &text,
-        &[
-            "demo-plain-r2 (sha256 ",
-            "beside demo-plain (valid until ",
-            &format!(
-                "removed: token demo-plain (sha256 {}…",
-                &istio_demo::commands::token::digest(DEMO_PLAIN)[..12]
-            ),
-        ],
-    );
-    // In force at once, without a restart: the new token passes, the old one no longer does.
-    assert_eq!(status_with(addr, new), 200);
-    assert_eq!(status_with(addr, DEMO_PLAIN), 403);
-    let names: Vec<String> = gate.config().unwrap()["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        names.contains(&"demo-plain-r2".to_string()) && !names.contains(&"demo-plain".to_string()),
-        "{names:?}"
     );
 }
