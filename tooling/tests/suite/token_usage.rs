@@ -32,6 +32,10 @@ fn args(json: bool) -> UsageArgs {
     }
 }
 
+fn discovery_core() -> Step {
+    crate::support::discovery("v1", &[("Secret", "secrets", true)])
+}
+
 fn discovery() -> Step {
     get(
         DISCOVERY,
@@ -371,7 +375,17 @@ async fn rotate_run(
 
 #[tokio::test]
 async fn rotate_dry_run_prints_the_plan_and_writes_nothing() {
-    let (result, out, log) = rotate_run(two_proxies(), &rotate_args("loadtester", true)).await;
+    let mut steps = two_proxies();
+    // No token Secret can be read: the plan names the demo slot's Secret all the same.
+    steps.push(discovery_core());
+    for s in [
+        "demo/secrets/rfma-demo-token",
+        "flagger-system/secrets/rfma-loadtester-token",
+        "demo/secrets/rfma-external-token",
+    ] {
+        steps.push(not_found(format!("/api/v1/namespaces/{s}")));
+    }
+    let (result, out, log) = rotate_run(steps, &rotate_args("loadtester", true)).await;
     assert_eq!(result.unwrap(), ExitCode::SUCCESS, "{out}");
     assert!(
         log.iter().all(|e| e.method == "GET"),

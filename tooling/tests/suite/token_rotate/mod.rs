@@ -527,10 +527,9 @@ async fn overlap_gives_the_old_entry_its_not_after() {
 }
 
 #[tokio::test]
-async fn dry_run_sends_only_gets() {
+async fn dry_run_sends_only_gets_and_sees_a_rotation_under_way() {
     let reg = start_registry(|_| String::new());
-    let initial = deployed();
-    let secrets: Vec<Value> = initial.iter().map(|t| t.secret(false)).collect();
+    let (t, secrets) = switched();
     let mut steps = Vec::from(gate_list(&secrets));
     steps.extend([
         get(
@@ -541,13 +540,16 @@ async fn dry_run_sends_only_gets() {
         text(
             format!("{PODS}/httpbin-a:15020/proxy/stats/prometheus"),
             200,
-            &stats(&[("sleep", 4)]),
+            &stats(&[("loadtester", 4)]),
         ),
         text(format!("{PODS}/httpbin-a/log"), 200, ""),
+        discovery("v1", &[("Secret", "secrets", true)]),
+        get(secret_path(&t[0]), secrets[0].clone()),
+        get(secret_path(&t[1]), secrets[1].clone()),
     ]);
     let a = RotateArgs {
         dry_run: true,
-        ..args("sleep")
+        ..args("loadtester")
     };
     let (result, out, log, _) = run(steps, &a, &reg).await;
     assert_eq!(result.unwrap(), ExitCode::SUCCESS, "{out}");
@@ -556,6 +558,8 @@ async fn dry_run_sends_only_gets() {
         &out,
         &[
             "the plan (dry run: nothing is changed)",
+            "a rotation of loadtester to loadtester-r2 is under way (steps 1 and 2 are done): without --dry-run it resumes there",
+            "Secret flagger-system/rfma-loadtester-token",
             "httpbin-a: 4 allowed now",
         ],
     );

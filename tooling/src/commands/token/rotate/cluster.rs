@@ -142,7 +142,10 @@ impl<'a> ClusterRotation<'a> {
             let objs = cluster
                 .list(GATE_API, kind, Some(ns), None)
                 .await
-                .map_err(|e| usage::classify(e, "list", "wasmplugins.extensions.istio.io", ns))?;
+                .map_err(|e| {
+                    let plural = format!("{}s.extensions.istio.io", kind.to_ascii_lowercase());
+                    usage::classify(e, "list", &plural, ns)
+                })?;
             if let Some(found) = objs.into_iter().find_map(|o| {
                 usage::gate_of(kind, &o)
                     .filter(|g| g.tokens.contains(name))

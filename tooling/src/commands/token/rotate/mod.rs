@@ -15,6 +15,7 @@ pub mod sandbox;
 use super::usage::{self, Gate, METRIC, human};
 use crate::cluster::{Cluster, KubeArgs, parse_duration, runtime};
 use crate::deploy::registry::Access;
+use crate::deploy::tokens::{self, Step, Token};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::io::Write;
@@ -119,30 +120,42 @@ pub struct Plan {
     pub quiet_for: Duration,
     pub timeout: Duration,
     pub proxies: Vec<Watched>,
+    /// The step a rotation of NAME under way has reached (its Secret's record), if one is.
+    pub under_way: Option<Step>,
 }
 
-/// The plan for rotating `args.name` in `gate`, at `now` (seconds since the epoch).
+/// The plan for rotating `args.name` in `gate`, at `now` (seconds since the epoch). `demo` is
+/// the demo token Secret's token that NAME is (by its current name, or as a rotation's old
+/// entry), when the cluster has one.
 pub fn plan(
     args: &RotateArgs,
     gate: &Gate,
     ns: &str,
     now: u64,
     proxies: Vec<Watched>,
+    demo: Option<&Token>,
 ) -> Result<Plan> {
-    let new_name = args
-        .new_name
-        .clone()
-        .unwrap_or_else(|| next_name(&args.name));
+    let record = demo
+        .and_then(|t| t.rotation.as_ref())
+        .filter(|r| r.old.name == args.name);
+    let new_name = match record {
+        Some(r) => r.new.name.clone(),
+        None => args
+            .new_name
+            .clone()
+            .unwrap_or_else(|| next_name(&args.name)),
+    };
     super::check_name(&new_name)?;
-    if gate.tokens.contains(&new_name) {
+    if record.is_none() && gate.tokens.contains(&new_name) {
         bail!(
             "token {new_name} is already configured in {ns}/{}: pass another --new-name",
             gate.id
         );
     }
-    let secret = crate::deploy::tokens::find(&args.name)
-        .ok()
-        .map(|t| (format!("{}/{}", t.namespace, t.secret), t.used_by));
+    let spec = demo
+        .map(|t| t.spec)
+        .or_else(|| tokens::find(&args.name).ok().copied());
+    let secret = spec.map(|t| (format!("{}/{}", t.namespace, t.secret), t.used_by));
     Ok(Plan {
         name: args.name.clone(),
         new_name,
@@ -155,6 +168,7 @@ pub fn plan(
         quiet_for: args.quiet_for,
         timeout: args.timeout,
         proxies,
+        under_way: record.map(|r| r.step),
     })
 }
 
@@ -170,6 +184,16 @@ pub fn print_plan(p: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         out,
         "token rotate {name}: the plan (dry run: nothing is changed)"
     )?;
+    if let Some(step) = p.under_way {
+        let done = match step {
+            Step::Added => "step 1 is done",
+            Step::Switched => "steps 1 and 2 are done",
+        };
+        writeln!(
+            out,
+            "a rotation of {name} to {new_name} is under way ({done}): without --dry-run it resumes there"
+        )?;
+    }
     let principals = if p.principals.is_empty() {
         format!("no principal restriction, as {name}")
     } else {
@@ -194,7 +218,7 @@ pub fn print_plan(p: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         Some((secret, used_by)) => writeln!(
             out,
             "2. write the new token to Secret {secret} (key {}), which {used_by} reads",
-            crate::deploy::tokens::SECRET_KEY
+            tokens::SECRET_KEY
         )?,
         None => writeln!(
             out,
@@ -287,9 +311,30 @@ pub async fn plan_with(
             }
         })
         .collect();
-    print_plan(&plan(args, &gate, ns, now, proxies)?, out)?;
+    let demo = demo_token(cluster, &args.name).await;
+    print_plan(&plan(args, &gate, ns, now, proxies, demo.as_ref())?, out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo token Secret's token that `name` is, by its current name or as the old entry of a
+/// rotation under way. Only a plan uses it: a Secret it may not read leaves the plan to the slot
+/// names (`None`), it does not stop it.
+async fn demo_token(cluster: &Cluster, name: &str) -> Option<Token> {
+    for spec in tokens::DEMO_TOKENS {
+        let Ok(Some(secret)) = cluster
+            .get("v1", "Secret", Some(spec.namespace), spec.secret)
+            .await
+        else {
+            continue;
+        };
+        if let Ok(Some(t)) = tokens::from_secret(*spec, &secret)
+            && (t.name == name || t.rotation.as_ref().is_some_and(|r| r.old.name == name))
+        {
+            return Some(t);
+        }
+    }
+    None
 }
 
 /// How step 3 waits for these arguments, reading every `poll`.
@@ -441,7 +486,7 @@ mod tests {
                 vec!["spiffe://cluster.local/ns/demo/sa/sleep".to_string()],
             )]),
         };
-        let err = plan(&args(), &gate, "demo", 0, vec![]).unwrap_err();
+        let err = plan(&args(), &gate, "demo", 0, vec![], None).unwrap_err();
         assert!(
             err.to_string().contains("sleep-r2 is already configured"),
             "{err}"
@@ -450,7 +495,7 @@ mod tests {
             new_name: Some("sleep-2027".into()),
             ..args()
         };
-        let p = plan(&a, &gate, "demo", 1_798_761_600, vec![]).unwrap();
+        let p = plan(&a, &gate, "demo", 1_798_761_600, vec![], None).unwrap();
         assert_eq!(p.gate, "WasmPlugin/demo/rfma-token-gate");
         assert_eq!(
             p.not_after,
@@ -478,7 +523,7 @@ mod tests {
             ..gate
         };
         let mut out = Vec::new();
-        print_plan(&plan(&a, &gate, "demo", 0, vec![]).unwrap(), &mut out).unwrap();
+        print_plan(&plan(&a, &gate, "demo", 0, vec![], None).unwrap(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("2. no Secret is known for partner"), "{text}");
         assert!(
