@@ -515,7 +515,13 @@ async fn overlap_gives_the_old_entry_its_not_after() {
     let (result, _, log, _) = run(steps, &a, &reg).await;
     let after = secs();
     let e = format!("{:#}", result.unwrap_err());
-    assert_mentions(&e, &["no ready registry pod"]);
+    assert_mentions(
+        &e,
+        &[
+            "no ready registry pod",
+            "Secret demo/rfma-external-token records external-2027 beside external; run `istio-demo token rotate external` again to resume",
+        ],
+    );
     let w = patches_of(&log, &secret_path(&initial[2]));
     let r = rotation(&w[0].body).unwrap();
     assert_eq!(r["new"]["name"], "external-2027");

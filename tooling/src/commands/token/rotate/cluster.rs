@@ -526,8 +526,18 @@ impl Backend for ClusterRotation<'_> {
                 )?;
             }
         }
-        self.publish(out).await?;
-        self.wait_loaded(&new, out).await
+        // The Secret records the new entry now: a failure from here on is resumed by running the
+        // same command again.
+        let published = match self.publish(out).await {
+            Ok(()) => self.wait_loaded(&new, out).await,
+            Err(e) => Err(e),
+        };
+        published.with_context(|| {
+            format!(
+                "{} records {new} beside {old}; run `istio-demo token rotate {old}` again to resume",
+                self.secret_id()
+            )
+        })
     }
 
     async fn hand_over(&mut self, out: &mut dyn Write) -> Result<()> {
@@ -562,7 +572,14 @@ impl Backend for ClusterRotation<'_> {
             self.secret_id(),
             removed.name
         )?;
-        self.publish(out).await?;
+        self.publish(out).await.with_context(|| {
+            format!(
+                "{} no longer records {}, but the gate may still carry it: `istio-demo up` renders \
+                 and pushes the list the Secrets record",
+                self.secret_id(),
+                removed.name
+            )
+        })?;
         Ok(removed)
     }
 }
