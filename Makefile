@@ -95,7 +95,7 @@ test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run 
 	cargo test --workspace --no-fail-fast
 	@# The binaries the test build just made: `cargo run` would resolve features without the
 	@# dev-dependencies and rebuild half the dependency tree for nothing.
-	@# Cost per request in wasmtime fuel, for each path through the gate (tests/src/fuel.rs).
+	@# Cost per request in wasmtime fuel, for each path through the gate (wasm-host/src/fuel.rs).
 	$(ROOT)/target/debug/fuel
 	@# The filter's pure logic as wasm-bindgen tests in Node.js (V8, Istio's engine).
 	@$(MAKE) --no-print-directory test-wasm-bindgen
@@ -113,12 +113,12 @@ test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run 
 
 # The filter's own unit tests (each test module imports wasm_bindgen_test as `test` on wasm32) and
 # filter/tests/node_logic.rs, for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner
-# (installed by deps-test at the wasm-bindgen version Cargo.lock pins). tests/node/env.js stands
+# (installed by deps-test at the wasm-bindgen version Cargo.lock pins). wasm-host/node/env.js stands
 # in for the Proxy-Wasm host imports, which these tests never call.
 .PHONY: test-wasm-bindgen
 
 test-wasm-bindgen: deps-test ## the filter's pure logic as wasm-bindgen tests in Node.js
-	NODE_PATH=$(ROOT)/tests/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	NODE_PATH=$(ROOT)/wasm-host/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  cargo test -p rfma-filter --target wasm32-unknown-unknown --lib --test node_logic
 
 # The benchmark (CPU in alternating rounds, then Envoy's instructions per request under

@@ -83,7 +83,7 @@ deps_check() {
 }
 
 # openssl: test certificates; curl: requests in the end-to-end tests; nghttp2-client: h2load
-# drives the soak test (tests/tests/suite/e2e_soak.rs runs the benchmark's soak code); docker-registry: OCI
+# drives the soak test (wasm-host/tests/suite/e2e_soak.rs runs the benchmark's soak code); docker-registry: OCI
 # push tests; nodejs: runs the filter's wasm-bindgen tests (make test-wasm-bindgen).
 deps_test() {
   deps_sandbox

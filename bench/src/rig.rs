@@ -7,7 +7,7 @@
 //! httpbin.
 //!
 //! This file is self-contained (it names no other module of this crate), so the soak test in
-//! `tests/tests/suite/main.rs` can include it with `#[path]` for `e2e_soak`.
+//! `wasm-host/tests/suite/main.rs` can include it with `#[path]` for `e2e_soak`.
 
 use envoy_harness::bootstrap::{self as harness, FailurePolicy};
 use envoy_harness::http1;

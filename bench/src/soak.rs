@@ -5,7 +5,7 @@
 //! token name or deny reason the filter handed over, and no token; and Envoy's resident memory
 //! at the end is within a bound of its value after the first `reference_after` requests.
 //!
-//! Self-contained apart from `crate::rig` (both files are included by `tests/tests/suite/main.rs`
+//! Self-contained apart from `crate::rig` (both files are included by `wasm-host/tests/suite/main.rs`
 //! with `#[path]`, so the CI variant, `e2e_soak`, runs this very code).
 
 use crate::rig::{self, AccessLog, Envoy, Gate, HEADER, Sink, TOKENS, WRONG_TOKEN};

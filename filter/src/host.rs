@@ -461,7 +461,7 @@ mod tests {
         assert!(HeaderMap::from_serialized(Vec::new()).complete());
     }
 
-    // Native only: in Node.js the imports exist (tests/node/env.js) and throw when called.
+    // Native only: in Node.js the imports exist (wasm-host/node/env.js) and throw when called.
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn native_builds_have_no_host() {

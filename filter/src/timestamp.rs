@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(ok("1970-01-01T00:00:01Z"), S);
         assert_eq!(ok("2000-01-01T00:00:00Z"), 946_684_800 * S);
         assert_eq!(ok("2026-12-31T23:59:59Z"), 1_798_761_599 * S);
-        // The wasmtime host's clock starts here (tests/HOST.md).
+        // The wasmtime host's clock starts here (wasm-host/HOST.md).
         assert_eq!(
             ok("2026-01-02T03:04:05.678901234Z"),
             1_767_323_045_678_901_234

@@ -51,7 +51,7 @@ impl Report<'_> {
                  writes for the record at about {} each \
                  ((p8) − (p6), printing included): {} in all. Floor and host calls add up to {}, \
                  of the {} the filter adds ((d) − (a)); the remaining {} is the filter's own Wasm \
-                 code (the token's SHA-256, the lookup; `cargo run -p rfma-tests --bin fuel` counts \
+                 code (the token's SHA-256, the lookup; `cargo run -p rfma-wasm-host --bin fuel` counts \
                  it) and what the calls cost together beyond their sum.",
                 signed_thousands(counter),
                 signed_thousands(strip),
