@@ -402,10 +402,21 @@ pub async fn run_with(
         bail!("not enough memory: {short}");
     }
     for t in &prepared.tokens {
+        // After `token rotate`, a slot's token has its own name, and may be mid-rotation.
+        let rotation = t
+            .rotation
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "; rotation of {} to {} under way: `istio-demo token rotate {}` finishes it",
+                    r.old.name, r.new.name, r.old.name
+                )
+            })
+            .unwrap_or_default();
         writeln!(
             out,
-            "token {}: {} (Secret {}/{}, sha256 {}…)",
-            t.spec.name,
+            "token {}: {} (Secret {}/{}, sha256 {}…{rotation})",
+            t.name,
             if t.existing { "kept" } else { "new" },
             t.spec.namespace,
             t.spec.secret,
