@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod sandbox;
 mod show;
+mod stops;
 mod up_keeps;
 
 const PODS: &str = "/api/v1/namespaces/demo/pods";
@@ -428,65 +429,6 @@ fn switched() -> (Vec<Token>, Vec<Value>) {
     t[1].switch().unwrap();
     let secrets = t.iter().map(|t| t.secret(false)).collect();
     (t, secrets)
-}
-
-#[tokio::test]
-async fn the_old_token_still_in_use_is_kept_and_the_command_fails_after_its_timeout() {
-    let reg = start_registry(|_| String::new());
-    let (t, secrets) = switched();
-    let mut steps = open(&secrets, &t);
-    for n in [5, 6, 7, 8] {
-        steps.extend(read_proxies(
-            &stats(&[("loadtester", n)]),
-            &stats(&[("loadtester", 2)]),
-        ));
-    }
-    let (result, out, log, waited) = run(steps, &args("loadtester"), &reg).await;
-    assert_eq!(result.unwrap(), ExitCode::FAILURE, "{out}");
-    assert_eq!(waited, Duration::from_secs(30), "gave up at --timeout");
-    assert!(
-        log.iter().all(|e| e.method == "GET"),
-        "nothing written, nothing removed: {log:?}"
-    );
-    assert_mentions(
-        &out,
-        &[
-            "already done: Secret flagger-system/rfma-loadtester-token records loadtester-r2 beside loadtester",
-            "loadtester is still in use after 30s",
-            "on httpbin-a",
-            "loadtester is kept beside loadtester-r2",
-        ],
-    );
-    assert!(!out.contains("removed:"), "{out}");
-}
-
-#[tokio::test]
-async fn an_unreadable_proxy_stops_the_rotation_with_nothing_removed() {
-    let reg = start_registry(|_| String::new());
-    let (t, secrets) = switched();
-    let mut steps = open(&secrets, &t);
-    steps.extend([
-        get(PODS, pod_list("demo", &["httpbin-a", "httpbin-b"])),
-        text(format!("{PODS}/httpbin-a:15020/proxy/stats/prometheus"), 200, &stats(&[("loadtester", 1)])),
-        step(
-            "GET",
-            format!("{PODS}/httpbin-b:15020/proxy/stats/prometheus"),
-            503,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable",
-                   "code": 503, "message": "no endpoints available"}),
-        ),
-    ]);
-    let (result, out, log, _) = run(steps, &args("loadtester"), &reg).await;
-    let e = format!("{:#}", result.unwrap_err());
-    assert_mentions(
-        &e,
-        &[
-            "cannot tell whether the old token is still in use",
-            "httpbin-b",
-        ],
-    );
-    assert!(log.iter().all(|e| e.method == "GET"), "{log:?}");
-    assert!(!out.contains("removed:"), "{out}");
 }
 
 #[tokio::test]
