@@ -24,7 +24,6 @@ pub mod gate;
 pub mod handover;
 pub mod headers;
 pub mod host;
-pub mod json;
 pub mod response;
 pub mod timestamp;
 

@@ -45,7 +45,17 @@ pub(super) fn expect_token(
     };
 
     let (digest, plain) = match (lookup(fields, "sha256"), lookup(fields, "value")) {
-        (Some(_), Some(_)) | (None, None) => {
+        (Some(sha), Some(value)) => {
+            errors.add(path.clone());
+            // Each is also wrong on its own when it is not even a string.
+            for (key, given) in [("sha256", sha), ("value", value)] {
+                if !matches!(given, J::Str(_)) {
+                    errors.add(format!("{path}.{key}"));
+                }
+            }
+            (None, false)
+        }
+        (None, None) => {
             errors.add(path.clone());
             (None, false)
         }
