@@ -168,6 +168,45 @@ pub fn log(level: LogLevel, message: &[u8]) -> Result<(), HostError> {
     status(unsafe { abi::proxy_log(level as u32, message.as_ptr(), message.len()) })
 }
 
+/// Sends the `log` crate's records to the proxy's log through [`log`], so a line the proxy
+/// refuses is dropped, never fatal. (The SDK's own logger, `proxy_wasm::set_log_level`, does
+/// the same routing but unwraps the host's status, and in this build a panic is an abort: a
+/// dead VM.)
+#[derive(Debug)]
+struct HostLogger;
+
+static LOGGER: HostLogger = HostLogger;
+
+impl ::log::Log for HostLogger {
+    fn enabled(&self, metadata: &::log::Metadata<'_>) -> bool {
+        metadata.level() <= ::log::max_level()
+    }
+
+    fn log(&self, record: &::log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            ::log::Level::Error => LogLevel::Error,
+            ::log::Level::Warn => LogLevel::Warn,
+            // Debug and trace are below the maximum `install_logger` sets; never reached.
+            ::log::Level::Info | ::log::Level::Debug | ::log::Level::Trace => LogLevel::Info,
+        };
+        // Nobody can be told of a line the proxy refused: the log is where it would go.
+        let _ = log(level, record.args().to_string().as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Routes `log::error!` and friends, `Info` and above, to the proxy's log. Once per VM; a
+/// second call finds the logger set and changes nothing.
+pub fn install_logger() {
+    if ::log::set_logger(&LOGGER).is_ok() {
+        ::log::set_max_level(::log::LevelFilter::Info);
+    }
+}
+
 pub fn now_ns() -> Result<u64, HostError> {
     let mut time = 0u64;
     // SAFETY: `time` is a valid place for the host to write a u64.
@@ -459,6 +498,20 @@ mod tests {
         huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(!HeaderMap::from_serialized(huge).complete());
         assert!(HeaderMap::from_serialized(Vec::new()).complete());
+    }
+
+    // Native only, like the next test: in Node.js the imports exist (wasm-host/node/env.js)
+    // and throw when called.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_log_line_the_proxy_refuses_is_dropped_not_fatal() {
+        // Natively every host call fails, as a refusing proxy's would.
+        assert_eq!(log(LogLevel::Error, b"x"), Err(HostError(12)));
+        install_logger();
+        install_logger();
+        assert_eq!(::log::max_level(), ::log::LevelFilter::Info);
+        ::log::error!("rfma: refused, and the filter goes on");
+        ::log::debug!("below the maximum");
     }
 
     // Native only: in Node.js the imports exist (wasm-host/node/env.js) and throw when called.
