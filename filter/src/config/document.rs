@@ -18,8 +18,8 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, V
 use serde::forward_to_deserialize_any;
 use std::fmt;
 
-/// Deeper nesting than any valid configuration needs (the deepest is three containers:
-/// `tokens[].principals[]`).
+/// Deeper nesting than any valid configuration needs (the deepest is four containers: the
+/// document, `tokens`, an entry, its `principals`).
 pub const MAX_DEPTH: usize = 16;
 
 /// A JSON value as read, object members in document order and their keys unique.
