@@ -7,7 +7,10 @@
 //! the mesh's access-log provider does. Listeners: a plain-text one (HTTP/1.1 and h2c, codec `AUTO`), optionally a
 //! TLS one that requires a client certificate signed by a given CA (the peer's URI SAN is what
 //! the filter matches `principals` against), either static or served from a watched file
-//! (file-based LDS, how a control plane such as istiod pushes listener updates). The stats
+//! (file-based LDS, how a control plane such as istiod pushes listener updates). The Wasm
+//! filter's configuration is either inline in the listener or served from a watched file of its
+//! own (file-based ECDS, how Istio delivers a WasmPlugin), so it can change without a new
+//! listener. The stats
 //! configuration adds the mesh's extra stat tag (`token`, the per-token counter's) as Istio does.
 
 use serde_json::{Value, json};
@@ -30,6 +33,11 @@ pub const PLUGIN_NAME: &str = "rfma";
 pub const PLAIN_LISTENER: &str = "rfma_plain";
 /// Name of the TLS listener.
 pub const TLS_LISTENER: &str = "rfma_tls";
+/// The name of the Wasm filter entry, and of its ECDS resource, when its configuration comes by
+/// ECDS ([`FilterSource::Discovered`]). Envoy's ECDS stats are named after it ([`ecds_stat`]).
+pub const ECDS_FILTER: &str = "rfma";
+/// The Wasm filter's configuration type.
+pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 /// Name of the upstream cluster.
 pub const HTTPBIN_CLUSTER: &str = "httpbin";
 
@@ -89,6 +97,20 @@ pub enum ListenerSource {
     Dynamic { file: PathBuf },
 }
 
+/// Where the Wasm HTTP filter's configuration lives.
+#[derive(Debug, Clone, Default)]
+pub enum FilterSource {
+    /// Inline in the listener's HTTP connection manager: replacing it means replacing the
+    /// listener, and a connection keeps the filter it was accepted with until it is drained.
+    #[default]
+    Inline,
+    /// In `file` (inside a watched directory), loaded through file-based ECDS (Extension Config
+    /// Discovery, how Istio delivers a WasmPlugin): an update reaches the next request on every
+    /// connection, with no listener drain. The file is replaced atomically with
+    /// [`write_ecds_file`].
+    Discovered { file: PathBuf },
+}
+
 /// Everything the bootstrap needs.
 #[derive(Debug, Clone)]
 pub struct BootstrapSpec {
@@ -105,6 +127,9 @@ pub struct BootstrapSpec {
     pub access_log: PathBuf,
     pub tls: Option<(u16, TlsFiles)>,
     pub listener_source: ListenerSource,
+    /// Where the Wasm filter's configuration comes from (`wasm`, `plugin_config` and `failure`
+    /// render it either way).
+    pub filter_source: FilterSource,
 }
 
 impl BootstrapSpec {
@@ -121,6 +146,7 @@ impl BootstrapSpec {
             access_log: access_log.to_path_buf(),
             tls: None,
             listener_source: ListenerSource::Static,
+            filter_source: FilterSource::Inline,
         }
     }
 }
@@ -133,8 +159,9 @@ fn path_str(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The Wasm HTTP filter entry.
-pub fn wasm_filter(wasm: &Path, plugin_config: &str, failure: FailurePolicy) -> Value {
+/// The Wasm HTTP filter's configuration: an `envoy.extensions.filters.http.wasm.v3.Wasm` with its
+/// `@type`, what the listener carries inline or an ECDS resource carries as its `typed_config`.
+pub fn wasm_typed_config(wasm: &Path, plugin_config: &str, failure: FailurePolicy) -> Value {
     let mut config = json!({
         "name": PLUGIN_NAME,
         "root_id": "rfma_token_gate",
@@ -162,13 +189,106 @@ pub fn wasm_filter(wasm: &Path, plugin_config: &str, failure: FailurePolicy) -> 
                 json!({ "backoff": { "base_interval": interval, "max_interval": interval } });
         }
     }
+    json!({ "@type": WASM_TYPE_URL, "config": config })
+}
+
+/// The Wasm HTTP filter entry, its configuration inline.
+pub fn wasm_filter(wasm: &Path, plugin_config: &str, failure: FailurePolicy) -> Value {
     json!({
         "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": config,
+        "typed_config": wasm_typed_config(wasm, plugin_config, failure),
+    })
+}
+
+/// The Wasm HTTP filter entry whose configuration comes by file-based ECDS from `file` (in a
+/// watched directory), as Istio delivers a WasmPlugin (there over ADS). Only a Wasm
+/// configuration is taken (`type_urls`). There is no `default_config`: the listener warms
+/// until the first configuration has arrived, so it never serves without the gate.
+pub fn ecds_wasm_filter(file: &Path) -> Value {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    json!({
+        "name": ECDS_FILTER,
+        "config_discovery": {
+            "config_source": {
+                "resource_api_version": "V3",
+                "path_config_source": {
+                    "path": path_str(file),
+                    "watched_directory": { "path": path_str(dir) },
+                },
+            },
+            "type_urls": [WASM_TYPE_URL],
         },
     })
+}
+
+/// The filter entry `spec` asks for: inline, or by ECDS.
+fn http_wasm_filter(spec: &BootstrapSpec) -> Value {
+    match &spec.filter_source {
+        FilterSource::Inline => wasm_filter(&spec.wasm, &spec.plugin_config, spec.failure),
+        FilterSource::Discovered { file } => ecds_wasm_filter(file),
+    }
+}
+
+/// A file-based ECDS document: a `DiscoveryResponse` holding one `TypedExtensionConfig` named
+/// [`ECDS_FILTER`] (the name the filter entry subscribes to) around `typed_config`.
+pub fn ecds_document(typed_config: &Value) -> Value {
+    json!({
+        "version_info": "0",
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": ECDS_FILTER,
+            "typed_config": typed_config,
+        }],
+    })
+}
+
+/// Replaces an ECDS file atomically (a sibling, then a rename), so Envoy's directory watch never
+/// sees a half-written file. `typed_config` is the filter's configuration, as
+/// [`wasm_typed_config`] renders it.
+pub fn write_ecds_file(file: &Path, typed_config: &Value) -> std::io::Result<()> {
+    replace_file(file, &ecds_document(typed_config))
+}
+
+/// Writes `document` to a sibling of `file`, then renames it over `file`: a watcher of the
+/// directory sees the old file or the new one, never a half-written one.
+fn replace_file(file: &Path, document: &Value) -> std::io::Result<()> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(document)?)?;
+    std::fs::rename(&tmp, file)
+}
+
+/// `dir/sub/name`, with `dir/sub` created: a file in a directory of its own for Envoy to watch.
+fn watched_file(dir: &Path, sub: &str, name: &str) -> Result<PathBuf, String> {
+    let watched = dir.join(sub);
+    std::fs::create_dir_all(&watched)
+        .map_err(|e| format!("cannot create {}: {e}", watched.display()))?;
+    Ok(watched.join(name))
+}
+
+/// Moves the Wasm filter's configuration of `spec` to file-based ECDS: `filter.json` in a watched
+/// directory `ecds` under `dir`, whose first version (the spec's configuration) is written now.
+/// Works with a static or a file-based listener (call this before
+/// [`serve_plain_listener_from_file`], which renders the listener). Returns the ECDS file, which
+/// [`write_ecds_file`] replaces.
+pub fn serve_filter_config_from_file(
+    spec: &mut BootstrapSpec,
+    dir: &Path,
+) -> Result<PathBuf, String> {
+    let file = watched_file(dir, "ecds", "filter.json")?;
+    spec.filter_source = FilterSource::Discovered { file: file.clone() };
+    write_ecds_file(
+        &file,
+        &wasm_typed_config(&spec.wasm, &spec.plugin_config, spec.failure),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(file)
+}
+
+/// The ECDS counters of the filter entry [`ecds_wasm_filter`] renders: `config_reload` counts
+/// configurations every worker has taken, `config_fail` the ones Envoy refused (the previous one
+/// serves on).
+pub fn ecds_stat(counter: &str) -> String {
+    format!("extension_config_discovery.http_filter.{ECDS_FILTER}.{counter}")
 }
 
 /// The HTTP connection manager shared by every listener.
@@ -198,7 +318,7 @@ pub fn connection_manager(spec: &BootstrapSpec, stat_prefix: &str) -> Value {
                 }],
             },
             "http_filters": [
-                wasm_filter(&spec.wasm, &spec.plugin_config, spec.failure),
+                http_wasm_filter(spec),
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
@@ -259,9 +379,7 @@ pub fn lds_document(listeners: &[Value]) -> Value {
 /// Replaces an LDS file atomically (write a sibling, then rename), so Envoy's directory watch
 /// never sees a half-written file.
 pub fn write_lds_file(file: &Path, listeners: &[Value]) -> std::io::Result<()> {
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&lds_document(listeners))?)?;
-    std::fs::rename(&tmp, file)
+    replace_file(file, &lds_document(listeners))
 }
 
 /// Moves the plain-text listener of `spec` to file-based LDS: `listeners.json` in a watched
@@ -272,9 +390,7 @@ pub fn serve_plain_listener_from_file(
     spec: &mut BootstrapSpec,
     dir: &Path,
 ) -> Result<PathBuf, String> {
-    let lds = dir.join("lds");
-    std::fs::create_dir_all(&lds).map_err(|e| format!("cannot create {}: {e}", lds.display()))?;
-    let file = lds.join("listeners.json");
+    let file = watched_file(dir, "lds", "listeners.json")?;
     if spec.listener_port == 0 {
         spec.listener_port = crate::free_port()?;
     }
@@ -391,6 +507,72 @@ mod tests {
         assert_eq!(wasm["failure_policy"], "FAIL_RELOAD");
         assert_eq!(wasm["reload_config"]["backoff"]["base_interval"], "1.500s");
         assert!(wasm.get("fail_open").is_none());
+    }
+
+    #[test]
+    fn filter_config_moves_to_a_watched_ecds_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec();
+        let file = serve_filter_config_from_file(&mut s, dir.path()).unwrap();
+        assert_eq!(file, dir.path().join("ecds/filter.json"));
+        assert!(matches!(&s.filter_source, FilterSource::Discovered { file: f } if *f == file));
+        // The listener names the filter and where its configuration comes from, nothing more.
+        let b = render(&s);
+        let filter = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"][0];
+        assert_eq!(filter["name"], ECDS_FILTER);
+        assert!(filter.get("typed_config").is_none(), "{filter}");
+        let discovery = &filter["config_discovery"];
+        assert_eq!(discovery["type_urls"], json!([WASM_TYPE_URL]));
+        assert!(discovery.get("default_config").is_none(), "{discovery}");
+        let src = &discovery["config_source"];
+        assert_eq!(src["resource_api_version"], "V3");
+        assert_eq!(src["path_config_source"]["path"], path_str(&file));
+        assert_eq!(
+            src["path_config_source"]["watched_directory"]["path"],
+            path_str(&dir.path().join("ecds"))
+        );
+        assert!(
+            !b.to_string().contains("\"tokens\""),
+            "no configuration inline"
+        );
+        // The file: one TypedExtensionConfig named like the filter, around the Wasm configuration.
+        let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let resources = doc["resources"].as_array().unwrap();
+        assert_eq!(resources.len(), 1);
+        let r = &resources[0];
+        assert_eq!(
+            r["@type"],
+            "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+        );
+        assert_eq!(r["name"], ECDS_FILTER);
+        assert_eq!(r["typed_config"]["@type"], WASM_TYPE_URL);
+        let wasm = &r["typed_config"]["config"];
+        assert_eq!(wasm["configuration"]["value"], "{\"tokens\":[]}");
+        assert_eq!(wasm["vm_config"]["code"]["local"]["filename"], "/m.wasm");
+        assert_eq!(wasm["fail_open"], false);
+        assert_eq!(
+            ecds_stat("config_reload"),
+            "extension_config_discovery.http_filter.rfma.config_reload"
+        );
+
+        // A replacement: the whole file at once, no sibling left behind.
+        let typed = wasm_typed_config(&s.wasm, "{\"tokens\":[1]}", s.failure);
+        write_ecds_file(&file, &typed).unwrap();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(doc["resources"][0]["typed_config"], typed);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("ecds"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["filter.json"]);
+
+        // With a file-based listener too, the listener in the LDS file subscribes the same way.
+        let lds = serve_plain_listener_from_file(&mut s, dir.path()).unwrap();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&lds).unwrap()).unwrap();
+        let filter = &doc["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+            [0];
+        assert_eq!(filter["config_discovery"], *discovery);
     }
 
     #[test]

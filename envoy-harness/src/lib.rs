@@ -338,6 +338,72 @@ pub fn admin_stat(admin: SocketAddr, name: &str) -> Result<Option<u64>, String> 
         .and_then(|s| s["value"].as_u64()))
 }
 
+/// The counters of the ECDS subscription [`bootstrap::ecds_wasm_filter`] renders, read together
+/// from the admin API at `admin`: they tell what became of an update to the ECDS file.
+///
+/// Envoy 1.40 counts an update the filter refuses in `update_rejected` and `config_fail`, and
+/// also in `config_reload` (the clean-up that counts a reload runs as the refused update
+/// unwinds), so a reload counts as applied only without a rejection. It remembers the refused
+/// configuration as the last one it saw: writing the same refused file again is taken silently
+/// (`update_success` alone), and the previous one put back is applied again (`config_reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EcdsCounters {
+    /// `config_reload`: configurations handed to every worker (see above for a refused one).
+    pub reloads: u64,
+    /// `update_rejected`: updates Envoy refused; the previous configuration serves on.
+    pub rejected: u64,
+    /// `update_success`: updates the subscription took, an unchanged one included.
+    pub taken: u64,
+}
+
+/// What became of an ECDS update, from the counters before and after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcdsOutcome {
+    /// Every worker has the new configuration: the next request on any connection meets it.
+    Applied,
+    /// Refused (the filter or Envoy would not take it): the previous configuration serves on.
+    Rejected,
+}
+
+impl EcdsCounters {
+    pub fn read(admin: SocketAddr) -> Result<EcdsCounters, String> {
+        let prefix = bootstrap::ecds_stat("");
+        let stats = http1::Request::get(&format!(
+            "/stats?format=json&filter=^{}",
+            prefix.replace('.', "\\.")
+        ))
+        .send(admin)?
+        .json()?;
+        let value = |counter: &str| {
+            stats["stats"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["name"] == format!("{prefix}{counter}"))
+                .and_then(|s| s["value"].as_u64())
+                .unwrap_or(0)
+        };
+        Ok(EcdsCounters {
+            reloads: value("config_reload"),
+            rejected: value("update_rejected"),
+            taken: value("update_success"),
+        })
+    }
+
+    /// The outcome of an update written after `self` was read, once `now` tells it (`None`:
+    /// not yet). Envoy counts both sides of a refusal in one event of its main thread, which
+    /// also answers the admin API, so a refusal is never seen as half a reload.
+    pub fn outcome(&self, now: &EcdsCounters) -> Option<EcdsOutcome> {
+        if now.rejected > self.rejected {
+            Some(EcdsOutcome::Rejected)
+        } else if now.reloads > self.reloads {
+            Some(EcdsOutcome::Applied)
+        } else {
+            None
+        }
+    }
+}
+
 /// Writes a file readable only by its owner (the bootstrap carries the plugin configuration).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;

@@ -186,3 +186,106 @@ fn a_push_reuses_the_workers_vm_and_keeps_counting() {
         "{prom}"
     );
 }
+
+/// The filter's configuration by file-based ECDS (how Istio delivers a WasmPlugin): an update
+/// is applied (`extension_config_discovery.http_filter.rfma.config_reload`) and reaches the next
+/// request on a connection opened before it. An update whose filter refuses its configuration
+/// is counted (`update_rejected`, `config_fail`), Envoy and the filter say why, and the previous
+/// configuration serves on, on that same connection too. Envoy 1.40 counts the refused update
+/// in `config_reload` as well, and takes the same refused file written again silently: what
+/// [`envoy::EcdsCounters`] reads around.
+#[test]
+fn ecds_takes_an_update_on_open_connections_and_keeps_the_last_valid_one() {
+    let mut saved = None;
+    let stack = start_with(wasm(), &base_config(), |spec, dir| {
+        saved = Some((
+            spec.clone(),
+            bootstrap::serve_filter_config_from_file(spec, dir)?,
+        ));
+        Ok(())
+    });
+    let (spec, file) = saved.unwrap();
+    let admin = stack.envoy.admin().unwrap();
+    let counters = || envoy::EcdsCounters::read(admin).unwrap();
+    let stat = |counter: &str| {
+        stack
+            .envoy
+            .stat(&bootstrap::ecds_stat(counter))
+            .unwrap()
+            .unwrap_or(0)
+    };
+    let push = |config: &Value| {
+        let before = counters();
+        let typed = bootstrap::wasm_typed_config(&spec.wasm, &config.to_string(), spec.failure);
+        bootstrap::write_ecds_file(&file, &typed).unwrap();
+        before
+    };
+    let outcome = |before: envoy::EcdsCounters| {
+        eventually("Envoy's answer to the ECDS update", || {
+            before.outcome(&counters())
+        })
+    };
+    let start = counters();
+    assert_eq!(
+        (start.reloads, start.rejected, start.taken),
+        (1, 0, 1),
+        "the first configuration, applied before the listener served"
+    );
+    assert_eq!(stat("config_fail"), 0);
+    let mut conn = envoy_harness::http1::Connection::open(stack.plain().unwrap()).unwrap();
+    let mut on_conn = |token: &str| {
+        let r = conn
+            .send(&Request::get("/get").header("x-rfma-token", token))
+            .unwrap();
+        assert!(!conn.closing(), "Envoy keeps the connection open: {r:?}");
+        r
+    };
+    assert_upstream(&on_conn(ALPHA));
+
+    // Refused by the filter: counted, told, and the previous configuration serves on.
+    let log_from = stack.envoy.process.log_text().len();
+    let before = push(&invalid_config());
+    assert_eq!(outcome(before), envoy::EcdsOutcome::Rejected);
+    assert_eq!(stat("config_fail"), 1);
+    let log = stack.envoy.process.log_text()[log_from..].to_owned();
+    assert!(
+        log.contains("rfma: invalid plugin config: tokens[1].sha256: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("config update rejected: Unable to create Wasm plugin rfma"),
+        "{log}"
+    );
+    assert_upstream(&on_conn(ALPHA));
+    assert_upstream(&on_conn(BRAVO));
+    assert_upstream(&get_with_token(&stack, "/get", ALPHA));
+
+    // Envoy 1.40 remembers the refused configuration: the same file again is taken without a
+    // word (no reload, no rejection), and the previous one still serves.
+    let before = push(&invalid_config());
+    eventually("the same refused file to be taken", || {
+        (counters().taken > before.taken).then_some(())
+    });
+    let now = counters();
+    assert_eq!(
+        (now.reloads, now.rejected),
+        (before.reloads, before.rejected)
+    );
+    assert_upstream(&on_conn(ALPHA));
+
+    // A valid update: applied, and the next request on the same connection meets it.
+    let before = push(&json!({ "tokens": [{ "name": "charlie", "sha256": sha256_hex(CHARLIE) }] }));
+    assert_eq!(outcome(before), envoy::EcdsOutcome::Applied);
+    assert_upstream(&on_conn(CHARLIE));
+    assert_deny(&on_conn(ALPHA), 403, "invalid_token");
+    assert_deny(&get_with_token(&stack, "/get", BRAVO), 403, "invalid_token");
+    assert_eq!(stat("config_fail"), 1);
+    // No listener was replaced on the way.
+    assert_eq!(
+        stack
+            .envoy
+            .stat("listener_manager.listener_modified")
+            .unwrap(),
+        Some(0)
+    );
+}
