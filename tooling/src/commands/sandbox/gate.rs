@@ -10,11 +10,11 @@
 //!
 //! ```json
 //! {
-//!   "version": 1,
+//!   "version": 2,
 //!   "pid": 4242,
 //!   "envoy": {
 //!     "admin": "127.0.0.1:41001", "listener": "127.0.0.1:41002", "upstream": "127.0.0.1:41003",
-//!     "lds_file": "/tmp/istio-demo-envoy-x/lds/listeners.json",
+//!     "ecds_file": "/tmp/istio-demo-envoy-x/ecds/filter.json",
 //!     "wasm": "/src/istio-demo/target/rfma_filter.wasm",
 //!     "access_log": "/tmp/istio-demo-envoy-x/access.log", "log": "/tmp/istio-demo-envoy-x/envoy.log"
 //!   },
@@ -29,14 +29,18 @@
 //! stops; one left by a killed sandbox (its pid gone) is stale: no gate opens on it, and the next
 //! sandbox replaces it.
 //!
-//! The listener is served from `lds_file` through Envoy's file-based LDS (as istiod pushes
-//! listener updates), so [`SandboxGate::apply`] replaces the filter's configuration by writing
-//! that file and waiting for Envoy's answer.
+//! The filter's configuration is served from `ecds_file` through Envoy's file-based ECDS (the
+//! listener names the filter and subscribes to its configuration, as Istio delivers a
+//! WasmPlugin), so [`SandboxGate::apply`] replaces only the filter's configuration, by writing
+//! that file and waiting for Envoy's answer. No listener is replaced and none drains: the next
+//! request on every open connection meets the new configuration, so a keep-alive client can
+//! switch to a new token without reconnecting.
 
 use super::DEMO_PLAIN_NAME;
 use super::state::{self, EnvoyState, State, redacted};
 use anyhow::Context;
-use envoy_harness::bootstrap::{self, BootstrapSpec, ListenerSource};
+use envoy_harness::bootstrap::{self, FailurePolicy};
+use envoy_harness::{EcdsCounters, EcdsOutcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -118,11 +122,12 @@ impl SandboxGate {
     }
 
     /// Replaces the running plugin configuration without a restart: checks it with the
-    /// filter's own parser ([`GateError::InvalidConfig`]), writes the listener with it to the
-    /// LDS file atomically, and waits (at most [`APPLY_TIMEOUT`]) until Envoy has accepted it
-    /// and its worker serves it, so a request sent after this returns meets the new
-    /// configuration. A rejection ([`GateError::Rejected`]) puts the previous listener file back;
-    /// Envoy serves the previous configuration throughout. Then updates the state file.
+    /// filter's own parser ([`GateError::InvalidConfig`]), writes the filter's configuration to
+    /// the ECDS file atomically, and waits (at most [`APPLY_TIMEOUT`]) until Envoy has applied it
+    /// on every worker, so a request sent after this returns, on a new connection or an open
+    /// one, meets the new configuration. A rejection ([`GateError::Rejected`]) puts the previous
+    /// file back; Envoy serves the previous configuration throughout. Then updates the state
+    /// file.
     pub fn apply(&self, config: &Value) -> anyhow::Result<()> {
         let text = config.to_string();
         // The filter's parser, as `check_config` runs it, with its error kept apart by type.
@@ -131,21 +136,19 @@ impl SandboxGate {
         // Still the same sandbox, before anything is written.
         let mut state = self.state()?;
         let e = &self.envoy;
-        let mut spec = BootstrapSpec::new(e.upstream.port(), &e.wasm, &text, &e.access_log);
-        spec.listener_port = e.listener.port();
-        spec.listener_source = ListenerSource::Dynamic {
-            file: e.lds_file.clone(),
-        };
-        let previous = std::fs::read(&e.lds_file)
-            .with_context(|| format!("cannot read the sandbox's {}", e.lds_file.display()))?;
-        let document = bootstrap::lds_document(&[bootstrap::plain_listener(&spec)]);
-        let unchanged = serde_json::from_slice::<Value>(&previous).ok() == Some(document);
+        // The sandbox's filter fails closed (the default of its bootstrap), as the mesh's does.
+        let typed = bootstrap::wasm_typed_config(&e.wasm, &text, FailurePolicy::FailClosed);
+        let previous = std::fs::read(&e.ecds_file)
+            .with_context(|| format!("cannot read the sandbox's {}", e.ecds_file.display()))?;
+        let unchanged = serde_json::from_slice::<Value>(&previous).ok()
+            == Some(bootstrap::ecds_document(&typed));
+        // Envoy takes an unchanged configuration without a word (nothing to wait for).
         if !unchanged {
             let before = self.counters()?;
             let log_from = file_len(&e.log);
-            bootstrap::write_lds_file(&e.lds_file, &[bootstrap::plain_listener(&spec)])
-                .with_context(|| format!("cannot write {}", e.lds_file.display()))?;
-            if self.answer(&before, true)? == Answer::Rejected {
+            bootstrap::write_ecds_file(&e.ecds_file, &typed)
+                .with_context(|| format!("cannot write {}", e.ecds_file.display()))?;
+            if self.answer(&before)? == EcdsOutcome::Rejected {
                 let reason = rejection_reason(&e.log, log_from);
                 self.restore(&previous)?;
                 return Err(GateError::Rejected { reason }.into());
@@ -195,34 +198,19 @@ impl SandboxGate {
         Ok(state)
     }
 
-    fn counters(&self) -> anyhow::Result<Counters> {
-        let stat = |name: &str| {
-            envoy_harness::admin_stat(self.envoy.admin, name)
-                .map(Option::unwrap_or_default)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("cannot read {name} from the sandbox's Envoy"))
-        };
-        Ok(Counters {
-            accepted: stat("listener_manager.lds.update_success")?,
-            rejected: stat("listener_manager.lds.update_rejected")?,
-            on_workers: stat("listener_manager.listener_create_success")?,
-            workers: stat("server.concurrency")?.max(1),
-        })
+    fn counters(&self) -> anyhow::Result<EcdsCounters> {
+        EcdsCounters::read(self.envoy.admin)
+            .map_err(anyhow::Error::msg)
+            .context("cannot read the ECDS counters of the sandbox's Envoy")
     }
 
-    /// Waits for Envoy's answer to the update written after `before` was read. With
-    /// `on_workers`, an accepted listener counts only once every worker has it: Envoy ACKs an
-    /// update when the listener is built, and hands it to its workers after.
-    fn answer(&self, before: &Counters, on_workers: bool) -> anyhow::Result<Answer> {
+    /// Waits for Envoy's answer to the update written after `before` was read: applied (on
+    /// every worker: Envoy counts the reload once each has it) or rejected.
+    fn answer(&self, before: &EcdsCounters) -> anyhow::Result<EcdsOutcome> {
         let deadline = Instant::now() + APPLY_TIMEOUT;
         loop {
-            let now = self.counters()?;
-            if now.rejected > before.rejected {
-                return Ok(Answer::Rejected);
-            }
-            let served = !on_workers || now.on_workers >= before.on_workers + now.workers;
-            if now.accepted > before.accepted && served {
-                return Ok(Answer::Accepted);
+            if let Some(outcome) = before.outcome(&self.counters()?) {
+                return Ok(outcome);
             }
             if Instant::now() >= deadline {
                 return Err(GateError::NoAnswer.into());
@@ -231,22 +219,31 @@ impl SandboxGate {
         }
     }
 
-    /// Puts back the listener file Envoy still serves, so the file and Envoy agree again.
-    /// Envoy finds the listener unchanged: it ACKs and hands nothing to its workers.
+    /// Puts back the ECDS file whose configuration Envoy still serves, so the file and Envoy
+    /// agree again. Envoy remembers the refused configuration as the last one it saw (and would
+    /// take that same file again without a word), so it reads the previous one as a change: it
+    /// applies it again, or refuses it again when what broke the update breaks it too (the
+    /// module, say). Either way its workers never left the previous configuration and the one it
+    /// remembers is the file's again, so the next update is read as the change it is; waiting
+    /// for the subscription to have taken or refused the file is enough.
     fn restore(&self, previous: &[u8]) -> anyhow::Result<()> {
         let before = self.counters()?;
-        let file = &self.envoy.lds_file;
+        let file = &self.envoy.ecds_file;
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, previous)
             .and_then(|()| std::fs::rename(&tmp, file))
             .with_context(|| format!("cannot put {} back", file.display()))?;
-        match self.answer(&before, false) {
-            Ok(Answer::Accepted) => Ok(()),
-            Ok(Answer::Rejected) => Err(anyhow::anyhow!(
-                "Envoy rejected the previous listener file put back in {}",
-                file.display()
-            )),
-            Err(e) => Err(e.context(format!("after putting {} back", file.display()))),
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        loop {
+            let now = self.counters()?;
+            if now.taken > before.taken || now.rejected > before.rejected {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(anyhow::Error::new(GateError::NoAnswer)
+                    .context(format!("after putting {} back", file.display())));
+            }
+            std::thread::sleep(envoy_harness::POLL);
         }
     }
 }
@@ -267,31 +264,12 @@ fn live_state(state_file: &Path) -> anyhow::Result<(u32, EnvoyState)> {
     Ok((state.pid, envoy))
 }
 
-/// Envoy's answer to a listener update.
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    /// An ACK (with the workers serving it, when asked).
-    Accepted,
-    /// A NACK: the previous listener serves on.
-    Rejected,
-}
-
-/// The listener manager's counters that tell an update's fate.
-#[derive(Debug)]
-struct Counters {
-    accepted: u64,
-    rejected: u64,
-    /// Listeners handed to workers, one per worker per listener (an in-place update too).
-    on_workers: u64,
-    workers: u64,
-}
-
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Envoy's lines about a rejected update, from its log past `from`: the LDS rejection and the
-/// filter's own error line (which names the field, never a token).
+/// Envoy's lines about a rejected update, from its log past `from`: the ECDS file's rejection
+/// and the filter's own error line (which names the field, never a token).
 fn rejection_reason(log: &Path, from: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let mut text = String::new();
@@ -307,7 +285,8 @@ fn rejection_reason(log: &Path, from: u64) -> String {
         .collect();
     if lines.is_empty() {
         format!(
-            "listener_manager.lds.update_rejected went up; see {}",
+            "{} went up; see {}",
+            bootstrap::ecds_stat("update_rejected"),
             log.display()
         )
     } else {
@@ -419,7 +398,8 @@ mod tests {
             &log,
             "[2026-01-01 00:00:00.000][1][info][main] old line rejected\n\
              [2026-01-01 00:00:01.000][1][error][wasm] wasm log rfma: invalid plugin config: tokens[1].sha256: bad\n\
-             [2026-01-01 00:00:01.000][1][warning][config] lds: listener 'rfma_plain' config rejected\n\
+             [2026-01-01 00:00:01.000][1][critical][wasm] [wasm.cc:626] Plugin rfma failed to load\n\
+             [2026-01-01 00:00:01.000][1][warning][config] [filesystem_subscription_impl.cc:81] Filesystem config update rejected: Unable to create Wasm plugin rfma\n\
              [2026-01-01 00:00:01.000][1][info][main] unrelated\n",
         )
         .unwrap();
@@ -427,7 +407,7 @@ mod tests {
         assert_eq!(
             rejection_reason(&log, from),
             "wasm log rfma: invalid plugin config: tokens[1].sha256: bad; \
-             lds: listener 'rfma_plain' config rejected"
+             Filesystem config update rejected: Unable to create Wasm plugin rfma"
         );
         assert!(rejection_reason(&log, file_len(&log)).contains("update_rejected went up"));
     }

@@ -5,8 +5,9 @@
 //! access records. Ctrl-C (or SIGTERM, SIGHUP) stops both and exits 0; a child that dies is
 //! named, with its exit status and last output, and the command exits 1.
 //!
-//! The listener is served from a watched file (file-based LDS), so the filter's configuration
-//! can be replaced while the sandbox runs: [`gate::SandboxGate`] does it, through the state
+//! The filter's configuration is served from a watched file of its own (file-based ECDS, as
+//! Istio delivers a WasmPlugin), so it can be replaced while the sandbox runs, and the next
+//! request on every open connection meets it: [`gate::SandboxGate`] does it, through the state
 //! file the sandbox keeps while it runs ([`state`]; one sandbox per state directory).
 
 pub mod gate;
@@ -303,7 +304,7 @@ fn run_inner(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
             wasm.display()
         );
     }
-    // Every listener update names the module again, perhaps from another directory.
+    // Every configuration update names the module again, perhaps from another directory.
     let wasm = std::fs::canonicalize(&wasm)
         .with_context(|| format!("cannot resolve {}", wasm.display()))?;
     // The harness words its errors as plain strings.
@@ -336,13 +337,14 @@ fn run_inner(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
         options: envoy::EnvoyOptions::default(),
     };
     let port = args.port;
-    let mut lds_file = None;
+    let mut ecds_file = None;
     let mut stack = Stack::start_with(&stack_config, |spec, dir| {
         if let Some(p) = port {
             spec.listener_port = p;
         }
-        // The plain listener through file-based LDS, so the gate can replace it.
-        lds_file = Some(envoy::bootstrap::serve_plain_listener_from_file(spec, dir)?);
+        // The filter's configuration through file-based ECDS, so the gate can replace it
+        // without a new listener, and keep-alive clients meet it on their open connections.
+        ecds_file = Some(envoy::bootstrap::serve_filter_config_from_file(spec, dir)?);
         Ok(())
     })
     .map_err(anyhow::Error::msg)?;
@@ -352,7 +354,7 @@ fn run_inner(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
             admin: stack.envoy.admin().map_err(anyhow::Error::msg)?,
             listener,
             upstream: stack.httpbin.addr,
-            lds_file: lds_file.context("the listener file was not written")?,
+            ecds_file: ecds_file.context("the filter's ECDS file was not written")?,
             wasm,
             access_log: stack.envoy.access_log.clone(),
             log: stack.envoy.process.log_path().to_path_buf(),

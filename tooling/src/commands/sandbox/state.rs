@@ -23,8 +23,9 @@ pub const STATE_FILE: &str = "sandbox.json";
 /// The default state directory: this folder under `$XDG_RUNTIME_DIR` (per user, private, gone at
 /// logout), else `/tmp/istio-demo-<uid>`.
 pub const DEFAULT_STATE_SUBDIR: &str = "istio-demo";
-/// The state file's format; a reader refuses another one.
-pub const STATE_VERSION: u32 = 1;
+/// The state file's format; a reader refuses another one. Version 1 named an LDS file: that
+/// sandbox took its configuration through a listener update, which this gate no longer writes.
+pub const STATE_VERSION: u32 = 2;
 
 /// The state directory: `explicit` (`--state-dir`), else `$ISTIO_DEMO_STATE_DIR`, else the
 /// default ([`DEFAULT_STATE_SUBDIR`]).
@@ -61,9 +62,10 @@ pub struct EnvoyState {
     pub listener: SocketAddr,
     /// httpbin, behind Envoy.
     pub upstream: SocketAddr,
-    /// The watched LDS file holding the listener: replacing it updates the gate.
-    pub lds_file: PathBuf,
-    /// The filter module (absolute), named again in every listener update.
+    /// The watched ECDS file holding the Wasm filter's configuration: replacing it updates the
+    /// gate.
+    pub ecds_file: PathBuf,
+    /// The filter module (absolute), named again in every configuration update.
     pub wasm: PathBuf,
     pub access_log: PathBuf,
     /// Envoy's own log, where it says why it rejected an update.

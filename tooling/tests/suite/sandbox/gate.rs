@@ -1,9 +1,11 @@
 //! The sandbox's state file and its gate ([`SandboxGate`]) against a real sandbox: the file
 //! comes and goes with the sandbox and keeps a second one out; a configuration applied through
-//! the gate serves without a restart and without dropping a request; a refused one leaves the
-//! previous one serving, with the reason; the per-token counts follow the requests.
+//! the gate (file-based ECDS) serves without a restart, on open keep-alive connections too, and
+//! without dropping a request; a refused one leaves the previous one serving, with the reason;
+//! the per-token counts follow the requests.
 
 use super::*;
+use envoy_harness::bootstrap::ecds_stat;
 use envoy_harness::http1::Connection;
 use istio_demo::commands::sandbox::gate::{GateError, SandboxGate};
 use serde_json::{Value, json};
@@ -174,18 +176,29 @@ fn the_state_file_comes_and_goes_and_keeps_a_second_sandbox_out() {
     assert_eq!(next.state()["pid"], next.child.id());
 }
 
+/// The tokens the clients of the next test send: index 0 the demo's, 1 the one applied.
+const SENT: [&str; 2] = [DEMO, EXTRA];
+
 /// What the client threads of the next test saw.
 #[derive(Default)]
 struct Load {
-    ok: AtomicUsize,
+    /// 200s per token sent.
+    ok: [AtomicUsize; 2],
+    /// Requests completed by the keep-alive client, and with which token its last one went.
+    kept_alive_done: AtomicUsize,
+    kept_alive_last: AtomicUsize,
+    /// Connections the keep-alive client opened.
+    kept_alive_connections: AtomicUsize,
     failures: Mutex<Vec<String>>,
 }
 
-/// One client: the demo token, over one kept-alive connection or a new one per request, until
-/// `stop` (or the bounds: then a failure).
+/// One client: the token `token` says, over one kept-alive connection or a new one per
+/// request, until `stop` (or the bounds: then a failure). The keep-alive client never opens a
+/// second connection on its own: one the server closed shows in `kept_alive_connections`.
 fn client(
     addr: SocketAddr,
     keep_alive: bool,
+    token: &AtomicUsize,
     stop: &AtomicBool,
     budget: &AtomicUsize,
     load: &Load,
@@ -201,11 +214,12 @@ fn client(
             fail("the load's bounds were reached before the test finished".into());
             return;
         }
-        let req = Request::get("/get").header("x-rfma-token", DEMO);
+        let t = token.load(Ordering::SeqCst);
+        let req = Request::get("/get").header("x-rfma-token", SENT[t]);
         let result = if keep_alive {
-            // A connection the server closes (`connection: close`) is replaced: not a loss.
             if conn.as_ref().is_none_or(Connection::closing) {
                 conn = Connection::open(addr).map_err(&fail).ok();
+                load.kept_alive_connections.fetch_add(1, Ordering::SeqCst);
             }
             match conn.as_mut() {
                 Some(c) => c.send(&req),
@@ -216,21 +230,28 @@ fn client(
         };
         match result {
             Ok(r) if r.status == 200 => {
-                load.ok.fetch_add(1, Ordering::SeqCst);
+                load.ok[t].fetch_add(1, Ordering::SeqCst);
             }
-            Ok(r) => fail(format!("{} {}", r.status, r.text())),
+            Ok(r) => fail(format!("token {t}: {} {}", r.status, r.text())),
             Err(e) => {
                 conn = None;
-                fail(format!("lost: {e}"));
+                fail(format!("token {t}: lost: {e}"));
             }
+        }
+        if keep_alive {
+            load.kept_alive_last.store(t, Ordering::SeqCst);
+            load.kept_alive_done.fetch_add(1, Ordering::SeqCst);
         }
         // Pacing the load, not waiting for anything.
         std::thread::sleep(PACE);
     }
 }
 
+/// Applied through the gate (ECDS), a new token works at once on a new connection and on the
+/// keep-alive client's open one: it switches to the new token right after `apply` returns,
+/// without reconnecting, and not one request is lost or refused.
 #[test]
-fn a_token_applied_through_the_gate_works_at_once_without_dropping_a_request() {
+fn a_token_applied_through_the_gate_works_at_once_on_open_connections_without_dropping_a_request() {
     let mut sb = Sandbox::start(&[]);
     let banner = sb.banner();
     let envoy = address_after(&banner, "Envoy on");
@@ -241,40 +262,63 @@ fn a_token_applied_through_the_gate_works_at_once_without_dropping_a_request() {
     assert_eq!(counts.get("demo-plain"), Some(&0), "{counts:?}");
     assert_eq!(counts.get("demo-digest"), Some(&0), "{counts:?}");
     assert_eq!(get(envoy, EXTRA).status, 403);
+    let state = sb.state();
+    let reloads = admin_stat(&state, &ecds_stat("config_reload"));
 
-    let (stop, budget, load) = (
+    let (token, stop, budget, load) = (
+        AtomicUsize::new(0),
         AtomicBool::new(false),
         AtomicUsize::new(MAX_REQUESTS),
         Load::default(),
     );
-    let extra_status = std::thread::scope(|scope| {
+    let (applied, extra_status, switched_at) = std::thread::scope(|scope| {
         for keep_alive in [true, false] {
-            let (stop, budget, load) = (&stop, &budget, &load);
-            scope.spawn(move || client(envoy, keep_alive, stop, budget, load));
+            let (token, stop, budget, load) = (&token, &stop, &budget, &load);
+            scope.spawn(move || client(envoy, keep_alive, token, stop, budget, load));
         }
-        let until = |n: usize| {
+        let ok = |t: usize| load.ok[t].load(Ordering::SeqCst);
+        let until = |what: &str, done: &dyn Fn() -> bool| {
             let deadline = Instant::now() + WAIT;
-            while load.ok.load(Ordering::SeqCst) < n && load.failures.lock().unwrap().is_empty() {
-                assert!(Instant::now() < deadline, "the clients do not get through");
+            while !done() && load.failures.lock().unwrap().is_empty() {
+                assert!(Instant::now() < deadline, "the clients do not get {what}");
                 std::thread::sleep(Duration::from_millis(10));
             }
         };
-        until(10);
+        until("through with the demo token", &|| ok(0) >= 10);
         let applied = gate.apply(&with_extra(&running));
-        // When apply returns, the new token works on a new connection, at once.
+        // When apply returns, the new token works on a new connection, at once ...
         let status = get(envoy, EXTRA).status;
-        let after = load.ok.load(Ordering::SeqCst);
-        until(after + 10);
+        // ... and on the open ones: the clients switch now, the keep-alive one on its connection.
+        token.store(1, Ordering::SeqCst);
+        let switched_at = load.kept_alive_done.load(Ordering::SeqCst);
+        until("through with the new token", &|| {
+            ok(1) >= 20
+                && load.kept_alive_done.load(Ordering::SeqCst) >= switched_at + 10
+                && load.kept_alive_last.load(Ordering::SeqCst) == 1
+        });
         stop.store(true, Ordering::SeqCst);
-        applied.unwrap();
-        status
+        (applied, status, switched_at)
     });
+    applied.unwrap();
     let failures = load.failures.into_inner().unwrap();
     assert!(
         failures.is_empty(),
         "requests lost or refused: {failures:#?}"
     );
     assert_eq!(extra_status, 200);
+    assert!(
+        switched_at >= 1,
+        "the keep-alive client sent before the switch"
+    );
+    assert_eq!(
+        load.kept_alive_connections.load(Ordering::SeqCst),
+        1,
+        "the keep-alive client kept its one connection through the update"
+    );
+    // One ECDS reload, and no listener replaced.
+    let state = sb.state();
+    assert_eq!(admin_stat(&state, &ecds_stat("config_reload")), reloads + 1);
+    assert_eq!(admin_stat(&state, "listener_manager.listener_modified"), 0);
 
     assert_eq!(
         token_names(&gate.config().unwrap()),
@@ -285,11 +329,11 @@ fn a_token_applied_through_the_gate_works_at_once_without_dropping_a_request() {
             .unwrap()
             .contains(EXTRA)
     );
-    // Every request the clients got a 200 for was counted against the demo token.
+    // Every request the clients got a 200 for was counted against the token it carried.
     let counts = gate.token_counts().unwrap();
-    let ok = load.ok.load(Ordering::SeqCst) as u64;
-    assert_eq!(counts.get("demo-plain"), Some(&ok), "{counts:?}");
-    assert_eq!(counts.get("extra"), Some(&1), "{counts:?}");
+    let [demo_ok, extra_ok] = load.ok.map(|n| n.into_inner() as u64);
+    assert_eq!(counts.get("demo-plain"), Some(&demo_ok), "{counts:?}");
+    assert_eq!(counts.get("extra"), Some(&(extra_ok + 1)), "{counts:?}");
     assert_eq!(counts.get("demo-digest"), Some(&0), "{counts:?}");
     // The sandbox's stream names the new token, never the token itself.
     let out = sb.wait_for("a line for the extra token", |s| {
@@ -297,8 +341,12 @@ fn a_token_applied_through_the_gate_works_at_once_without_dropping_a_request() {
     });
     assert!(!out.contains(EXTRA));
 
-    // The same configuration again: nothing to do.
+    // The same configuration again: nothing to do, nothing reloaded.
     gate.apply(&gate.config().unwrap()).unwrap();
+    assert_eq!(
+        admin_stat(&sb.state(), &ecds_stat("config_reload")),
+        reloads + 1
+    );
 }
 
 #[test]
@@ -312,9 +360,17 @@ fn a_refused_configuration_leaves_the_previous_one_serving_with_the_reason() {
     let envoy = address_after(&banner, "Envoy on");
     let gate = sb.gate();
     let running = gate.config().unwrap();
-    let lds_file = PathBuf::from(sb.state()["envoy"]["lds_file"].as_str().unwrap());
-    let listener_before = std::fs::read(&lds_file).unwrap();
-    let accepted = admin_stat(&sb.state(), "listener_manager.lds.update_success");
+    let ecds_file = PathBuf::from(sb.state()["envoy"]["ecds_file"].as_str().unwrap());
+    let filter_before = std::fs::read(&ecds_file).unwrap();
+    let taken = admin_stat(&sb.state(), &ecds_stat("update_success"));
+    // A keep-alive client's connection, open through both refusals.
+    let mut conn = Connection::open(envoy).unwrap();
+    let mut on_conn = |token: &str| {
+        conn.send(&Request::get("/get").header("x-rfma-token", token))
+            .unwrap()
+            .status
+    };
+    assert_eq!(on_conn(DEMO), 200);
 
     // The filter's own parser refuses it: nothing is written, its words name the field.
     let mut bad = with_extra(&running);
@@ -331,14 +387,11 @@ fn a_refused_configuration_leaves_the_previous_one_serving_with_the_reason() {
         format!("{e:#}").starts_with("invalid plugin config: tokens[2].sha256: "),
         "{e:#}"
     );
-    assert_eq!(std::fs::read(&lds_file).unwrap(), listener_before);
-    assert_eq!(
-        admin_stat(&sb.state(), "listener_manager.lds.update_success"),
-        accepted
-    );
+    assert_eq!(std::fs::read(&ecds_file).unwrap(), filter_before);
+    assert_eq!(admin_stat(&sb.state(), &ecds_stat("update_success")), taken);
 
-    // Envoy refuses it (the module it names no longer loads): a NACK, told with Envoy's words;
-    // the previous configuration serves on, and the file says so again.
+    // Envoy refuses it (the module it names no longer loads): told with Envoy's words; the
+    // previous configuration serves on, on the open connection too, and the file says so again.
     std::fs::write(&module, b"not a wasm module").unwrap();
     let e = gate.apply(&with_extra(&running)).unwrap_err();
     assert!(
@@ -355,15 +408,25 @@ fn a_refused_configuration_leaves_the_previous_one_serving_with_the_reason() {
         ),
         "{msg}"
     );
-    assert!(msg.contains("rfma_plain"), "{msg}");
+    assert!(
+        msg.contains("config update rejected: Unable to create Wasm plugin rfma"),
+        "{msg}"
+    );
+    // Two refusals: the update, and the previous file put back, which Envoy reads as a change
+    // (it remembers the refused one) and cannot build from the broken module either. Its
+    // workers never left the previous configuration.
+    assert_eq!(admin_stat(&sb.state(), &ecds_stat("update_rejected")), 2);
     assert_eq!(get(envoy, DEMO).status, 200);
     assert_eq!(get(envoy, EXTRA).status, 403);
+    assert_eq!(on_conn(DEMO), 200);
+    assert_eq!(on_conn(EXTRA), 403);
     assert_eq!(gate.config().unwrap(), running);
-    assert_eq!(std::fs::read(&lds_file).unwrap(), listener_before);
+    assert_eq!(std::fs::read(&ecds_file).unwrap(), filter_before);
 
     // With the module back, the same update goes through.
     std::fs::copy(wasm(), &module).unwrap();
     gate.apply(&with_extra(&running)).unwrap();
     assert_eq!(get(envoy, EXTRA).status, 200);
     assert_eq!(get(envoy, DEMO).status, 200);
+    assert_eq!(on_conn(EXTRA), 200);
 }
