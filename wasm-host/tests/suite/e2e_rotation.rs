@@ -1,8 +1,16 @@
 //! Rotating a token without downtime in a real Envoy 1.40 (issue #15), the way
-//! `istio-demo token rotate` does it: the listener is served from a watched file (file-based
-//! LDS, as istiod pushes listener updates), and
+//! `istio-demo token rotate` does it, with the filter's configuration delivered two ways:
 //!
-//! 1. update 1 adds `new` beside `old`; the test waits until Envoy ACKs it and `new` is accepted;
+//! - through a listener update (file-based LDS, the listener with its filter replaced): a
+//!   connection keeps the filter configuration it was accepted under until Envoy drains it, so a
+//!   keep-alive client that switches its token opens a new connection;
+//! - through ECDS (file-based, the filter's configuration alone, how Istio delivers a
+//!   WasmPlugin): the next request on every connection meets the update, so keep-alive clients
+//!   switch to the new token on their open connections right after Envoy has applied it.
+//!
+//! Either way:
+//!
+//! 1. update 1 adds `new` beside `old`; the test waits until Envoy has it and `new` is accepted;
 //! 2. the clients switch from `old` to `new`;
 //! 3. the test waits until `old`'s `rfma_token_allowed_total{token="old"}` stops moving;
 //! 4. update 2 removes `old`: it is refused from then on, `new` keeps working.
@@ -67,8 +75,18 @@ fn assert_no_secret(what: &str, text: &str) {
     }
 }
 
+/// How the filter's configuration reaches Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A listener update (file-based LDS).
+    Listener,
+    /// The filter's configuration alone (file-based ECDS).
+    Ecds,
+}
+
 /// What the clients share with the test's main thread.
 struct Shared {
+    delivery: Delivery,
     /// The token the clients send now (index into [`TOKENS`]).
     token: AtomicUsize,
     stop: AtomicBool,
@@ -116,13 +134,16 @@ fn client(addr: std::net::SocketAddr, me: usize, keep_alive: bool, shared: &Shar
         let req = Request::get(&format!("/anything/rotation/{}", NAMES[t]))
             .header("x-rfma-token", TOKENS[t]);
         let result = if keep_alive {
-            // A connection is the client's session with its credential: switching the token
-            // means a new connection. A connection keeps the filter configuration it was
-            // accepted under until Envoy drains it, so `new` sent over a connection from before
-            // update 1 would be refused (403) even after Envoy ACKed the update. A connection
-            // the server announced it closes (`connection: close`, Envoy draining the old
-            // listener) is replaced too; that is not a loss.
-            let reuse = matches!(&conn, Some((c, token)) if *token == t && !c.closing());
+            // Through a listener update, switching the token means a new connection: a
+            // connection keeps the filter configuration it was accepted under until Envoy drains
+            // it, so `new` sent over a connection from before update 1 would be refused (403)
+            // even after Envoy ACKed the update. Through ECDS the open connection meets the new
+            // configuration on its next request, so the client keeps it. A connection the server
+            // announced it closes (`connection: close`, Envoy draining the old listener) is
+            // replaced either way; that is not a loss.
+            let same_session = shared.delivery == Delivery::Ecds
+                || conn.as_ref().is_some_and(|(_, token)| *token == t);
+            let reuse = same_session && conn.as_ref().is_some_and(|(c, _)| !c.closing());
             if !reuse {
                 conn = match Connection::open(addr) {
                     Ok(c) => Some((c, t)),
@@ -223,26 +244,106 @@ impl Probes {
 
 #[test]
 fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
-    let mut saved = None;
-    let stack = start_with(wasm(), &config(&[0]), |spec, dir| {
-        let file = bootstrap::serve_plain_listener_from_file(spec, dir)?;
-        saved = Some((spec.clone(), file));
-        Ok(())
-    });
-    let (mut spec, file) = saved.unwrap();
-    let addr = stack.plain().unwrap();
-    let lds_successes = || {
-        stack
+    rotate(Delivery::Listener);
+}
+
+#[test]
+fn a_token_is_rotated_through_ecds_with_keep_alive_clients_switching_in_place() {
+    rotate(Delivery::Ecds);
+}
+
+/// Where the updates go, and how the test knows Envoy has taken one.
+struct Updates<'a> {
+    stack: &'a Stack,
+    spec: BootstrapSpec,
+    file: std::path::PathBuf,
+    delivery: Delivery,
+}
+
+impl Updates<'_> {
+    /// Writes the configuration with `tokens` and waits until Envoy serves it: for a listener,
+    /// its ACK (`listener_manager.lds.update_success`); for ECDS, the reload on every worker.
+    fn push(&mut self, tokens: &[usize], what: &str) {
+        self.spec.plugin_config = config(tokens).to_string();
+        let admin = self.stack.envoy.admin().unwrap();
+        match self.delivery {
+            Delivery::Listener => {
+                let acked = self.lds_successes() + 1;
+                bootstrap::write_lds_file(&self.file, &[bootstrap::plain_listener(&self.spec)])
+                    .unwrap();
+                eventually(&format!("Envoy to ACK {what}"), || {
+                    (self.lds_successes() == acked).then_some(())
+                });
+            }
+            Delivery::Ecds => {
+                let before = envoy::EcdsCounters::read(admin).unwrap();
+                let typed = bootstrap::wasm_typed_config(
+                    &self.spec.wasm,
+                    &self.spec.plugin_config,
+                    self.spec.failure,
+                );
+                bootstrap::write_ecds_file(&self.file, &typed).unwrap();
+                let outcome = eventually(&format!("Envoy to apply {what}"), || {
+                    before.outcome(&envoy::EcdsCounters::read(admin).unwrap())
+                });
+                assert_eq!(outcome, envoy::EcdsOutcome::Applied, "{what}");
+            }
+        }
+    }
+
+    fn lds_successes(&self) -> u64 {
+        self.stack
             .envoy
             .stat("listener_manager.lds.update_success")
             .unwrap()
             .unwrap_or(0)
+    }
+}
+
+fn rotate(delivery: Delivery) {
+    let mut saved = None;
+    let stack = start_with(wasm(), &config(&[0]), |spec, dir| {
+        let file = match delivery {
+            Delivery::Listener => bootstrap::serve_plain_listener_from_file(spec, dir)?,
+            Delivery::Ecds => bootstrap::serve_filter_config_from_file(spec, dir)?,
+        };
+        saved = Some((spec.clone(), file));
+        Ok(())
+    });
+    let (spec, file) = saved.unwrap();
+    let addr = stack.plain().unwrap();
+    let mut updates = Updates {
+        stack: &stack,
+        spec,
+        file,
+        delivery,
     };
-    let push = |spec: &mut BootstrapSpec, tokens: &[usize]| {
-        spec.plugin_config = config(tokens).to_string();
-        bootstrap::write_lds_file(&file, &[bootstrap::plain_listener(spec)]).unwrap();
+    let reloads = || {
+        stack
+            .envoy
+            .stat(&bootstrap::ecds_stat("config_reload"))
+            .unwrap()
+            .unwrap_or(0)
     };
-    assert_eq!(lds_successes(), 1);
+    match delivery {
+        Delivery::Listener => assert_eq!(updates.lds_successes(), 1),
+        Delivery::Ecds => assert_eq!(reloads(), 1),
+    }
+    // A keep-alive connection opened before update 1, by the test's main thread.
+    let mut early = Connection::open(addr).unwrap();
+    let mut early_send = |t: usize| {
+        early
+            .send(
+                &Request::get(&format!("/anything/early/{}", NAMES[t]))
+                    .header("x-rfma-token", TOKENS[t]),
+            )
+            .unwrap()
+    };
+    let mut early_ok = [0u64; 2];
+    let mut early_sent = 0u64;
+    assert_upstream(&early_send(0));
+    early_ok[0] += 1;
+    early_sent += 1;
 
     let clients = KEEP_ALIVE_CLIENTS + FRESH_CLIENTS;
     let shared = Shared {
@@ -252,6 +353,7 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
         deadline: Instant::now() + LOAD_DEADLINE,
         completed: (0..clients).map(|_| AtomicU64::new(0)).collect(),
         last_token: (0..clients).map(|_| AtomicUsize::new(0)).collect(),
+        delivery,
     };
     let mut probes = Probes::default();
     let mut old_when_quiet = None;
@@ -277,17 +379,31 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
         settle(&shared, "every client to get through with old");
 
         // Update 1: `new` beside `old`.
-        push(&mut spec, &[0, 1]);
-        eventually("Envoy to ACK update 1", || {
-            (lds_successes() == 2).then_some(())
-        });
-        eventually("new to be accepted on a new connection", || {
-            (probes.send(&stack, 1).status == 200).then_some(())
-        });
-        settle(&shared, "every client to go on with old after update 1");
-
-        // The clients switch to `new`.
-        shared.token.store(1, Ordering::SeqCst);
+        updates.push(&[0, 1], "update 1");
+        match delivery {
+            Delivery::Listener => {
+                eventually("new to be accepted on a new connection", || {
+                    (probes.send(&stack, 1).status == 200).then_some(())
+                });
+                // The connection from before the update keeps the listener's previous filter
+                // configuration: Envoy drains it over its drain time (600 s by default, which
+                // the harness keeps), so it is still open, and its filter still knows only
+                // `old`. A drain may mark the response `connection: close`; it still comes
+                // from the old filter chain.
+                let r = early_send(1);
+                early_sent += 1;
+                assert_deny(&r, 403, "invalid_token");
+                settle(&shared, "every client to go on with old after update 1");
+                shared.token.store(1, Ordering::SeqCst);
+            }
+            Delivery::Ecds => {
+                // Applied on every worker: the clients switch at once, on their connections.
+                shared.token.store(1, Ordering::SeqCst);
+                assert_upstream(&early_send(1));
+                early_ok[1] += 1;
+                early_sent += 1;
+            }
+        }
         settle(&shared, "every client to get through with new");
 
         // `old` is quiet: its counter has not moved for QUIET.
@@ -302,15 +418,21 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
         }));
 
         // Update 2: `old` removed.
-        push(&mut spec, &[1]);
-        eventually("Envoy to ACK update 2", || {
-            (lds_successes() == 3).then_some(())
-        });
+        updates.push(&[1], "update 2");
+        if delivery == Delivery::Ecds {
+            // Refused at once, on a new connection and on the one from before update 1.
+            assert_deny(&probes.send(&stack, 0), 403, "invalid_token");
+            assert_deny(&early_send(0), 403, "invalid_token");
+            early_sent += 1;
+        }
         eventually("old to be refused on a new connection", || {
             (probes.send(&stack, 0).status == 403).then_some(())
         });
         settle(&shared, "every client to go on with new after update 2");
     });
+    probes.sent += early_sent;
+    probes.ok[0] += early_ok[0];
+    probes.ok[1] += early_ok[1];
 
     let tallies = tallies.into_inner().unwrap();
     let failures: Vec<&String> = tallies.iter().flat_map(|(_, t)| &t.failures).collect();
@@ -323,7 +445,7 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
         &failures[..failures.len().min(10)]
     );
     eprintln!(
-        "rotation: {client_requests} client requests, all 200 ({} with old, {} with new), \
+        "rotation by {delivery:?}: {client_requests} client requests, all 200 ({} with old, {} with new), \
          over {} keep-alive connections and {} new ones",
         client_ok(0),
         client_ok(1),
@@ -334,8 +456,12 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
             .map(|(_, t)| t.ok[0] + t.ok[1])
             .sum::<u64>(),
     );
-    // Keep-alive clients really reused their connections.
+    // Keep-alive clients really reused their connections; through ECDS each kept its one
+    // connection from the first request to the last, across both updates.
     for (keep_alive, t) in &tallies {
+        if *keep_alive && delivery == Delivery::Ecds {
+            assert_eq!(t.connections, 1, "{t:?}");
+        }
         if *keep_alive {
             assert!(
                 t.requests >= 2 * t.connections,
@@ -344,7 +470,16 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
                 t.connections
             );
         }
-        assert!(t.ok[0] >= 2 * SETTLE && t.ok[1] >= 2 * SETTLE, "{t:?}");
+        // Through a listener, `old` ran before and after update 1; through ECDS the clients
+        // switch as soon as it is applied.
+        let old_rounds = match delivery {
+            Delivery::Listener => 2,
+            Delivery::Ecds => 1,
+        };
+        assert!(
+            t.ok[0] >= old_rounds * SETTLE && t.ok[1] >= 2 * SETTLE,
+            "{t:?}"
+        );
     }
 
     // After the rotation: `old` is an unknown token (403, no challenge: a challenge goes with a
@@ -396,6 +531,12 @@ fn a_token_is_rotated_through_two_listener_updates_without_losing_a_request() {
         Some(allowed[1]),
         "{prometheus}"
     );
+
+    if delivery == Delivery::Ecds {
+        // Two ECDS reloads and no listener replaced: nothing was drained.
+        assert_eq!(reloads(), 3);
+        assert_no_listener_replaced(&stack);
+    }
 
     assert_no_secret(
         "the access log",

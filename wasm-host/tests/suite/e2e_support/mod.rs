@@ -186,6 +186,16 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// No listener was replaced since Envoy started (`listener_manager.listener_modified` is 0):
+/// an update that came by ECDS drained nothing.
+pub fn assert_no_listener_replaced(stack: &Stack) {
+    let modified = stack
+        .envoy
+        .stat("listener_manager.listener_modified")
+        .unwrap();
+    assert_eq!(modified, Some(0), "a listener was replaced");
+}
+
 /// The next `n` access-log lines, parsed as JSON records.
 pub fn next_records(log: &mut LogFollower, n: usize) -> Vec<Value> {
     let lines = log.wait_lines(n, WAIT).unwrap();
