@@ -97,7 +97,7 @@ test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run 
 	@# dev-dependencies and rebuild half the dependency tree for nothing.
 	@# Cost per request in wasmtime fuel, for each path through the gate (wasm-host/src/fuel.rs).
 	$(ROOT)/target/debug/fuel
-	@# The filter's pure logic as wasm-bindgen tests in Node.js (V8, Istio's engine).
+	@# The filter's unit tests again, as wasm-bindgen tests in Node.js (V8, Istio's engine).
 	@$(MAKE) --no-print-directory test-wasm-bindgen
 	@# The GitOps manifests: kustomize build, strict schemas (../shared/schemas), project lints.
 	$(ROOT)/target/debug/istio-demo validate
@@ -111,15 +111,16 @@ test: deps-test wasm wasm-trap lint-filter ## install what is missing, then run 
 	@# A bounded run of each fuzz target (fuzz/, issue 8).
 	@$(MAKE) --no-print-directory fuzz-smoke
 
-# The filter's own unit tests (each test module imports wasm_bindgen_test as `test` on wasm32) and
-# filter/tests/node_logic.rs, for wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner
-# (installed by deps-test at the wasm-bindgen version Cargo.lock pins). wasm-host/node/env.js stands
-# in for the Proxy-Wasm host imports, which these tests never call.
+# The filter's own unit tests (each test module imports wasm_bindgen_test as `test` on wasm32), for
+# wasm32-unknown-unknown, run in Node.js by wasm-bindgen-test-runner (installed by deps-test at the
+# wasm-bindgen version Cargo.lock pins): the same cases as `cargo test -p rfma-filter`, with no
+# second copy to keep in step. wasm-host/node/env.js stands in for the Proxy-Wasm host imports,
+# which these tests never call.
 .PHONY: test-wasm-bindgen
 
-test-wasm-bindgen: deps-test ## the filter's pure logic as wasm-bindgen tests in Node.js
+test-wasm-bindgen: deps-test ## the filter's unit tests as wasm-bindgen tests in Node.js
 	NODE_PATH=$(ROOT)/wasm-host/node CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	  cargo test -p rfma-filter --target wasm32-unknown-unknown --lib --test node_logic
+	  cargo test -p rfma-filter --target wasm32-unknown-unknown --lib
 
 # The benchmark (CPU in alternating rounds, then Envoy's instructions per request under
 # callgrind) and the soak run: docs/performance.md, .json, .png; about 20 minutes.

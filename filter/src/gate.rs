@@ -592,8 +592,11 @@ mod tests {
             "/status/%2e%2e/admin",
             "/status/%2E%2E/admin",
             "/status%2fadmin",
+            "/status/%2fa",
             "/status/%2F..",
+            "/status/%5c",
             "/status/%5c..",
+            "/status/\\a",
             "/status/%252e%252e/admin",
             "/status/%252F",
             "/status/\\..\\admin",
@@ -612,6 +615,28 @@ mod tests {
             run("GET", "/status/a..b/.well", &[], None),
             Decision::Bypass
         );
+    }
+
+    #[test]
+    fn each_form_that_could_normalise_is_refused_on_its_own() {
+        // Under the bypass prefix, so only the form itself can be what refuses each path.
+        for path in [
+            "/status/../admin",
+            "/status/./x",
+            "/status/..;/admin",
+            "/status/%2e%2e/a",
+            "/status/%2Fa",
+            "/status/%2fa",
+            "/status/%5c",
+            "/status/%5C",
+            "/status/\\a",
+            "/status/%252e",
+        ] {
+            assert!(!safe_to_bypass(path.as_bytes()), "{path}");
+        }
+        for path in ["/status/200", "/status/a..b/.well", "/status/%41", "/"] {
+            assert!(safe_to_bypass(path.as_bytes()), "{path}");
+        }
     }
 
     #[test]

@@ -148,25 +148,45 @@ mod tests {
 
     #[test]
     fn the_domain_drops_the_port_and_an_empty_one_is_left_out() {
-        let cases: [(&[u8], &[u8]); 7] = [
+        let cases: [(&[u8], &[u8]); 10] = [
             (b"example.com:8000", b"example.com"),
             (b"example.com", b"example.com"),
             (b"[::1]:80", b"::1"),
             (b"[::1]", b"::1"),
+            (b"[2001:db8::1]:8080", b"2001:db8::1"),
             (b"[broken", b"[broken"),
             (b"10.0.0.1:443", b"10.0.0.1"),
+            // A non-ASCII name (UTF-8 "bücher") loses its port and nothing else, byte for byte.
+            (
+                b"b\xc3\xbccher.example:443",
+                "b\u{fc}cher.example".as_bytes(),
+            ),
             (b":80", b""),
+            (b"[]:1", b""),
         ];
         for (authority, domain) in cases {
             assert_eq!(host_without_port(authority), domain, "{authority:?}");
         }
+        // Nothing left of the authority: no domain at all, rather than an empty one.
+        for authority in [&b":80"[..], b"", b"[]:1"] {
+            assert_eq!(
+                written(values(Decision::Bypass, None, Some(authority))),
+                [("rfma_decision", "bypass")],
+                "{authority:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_keys_are_the_four_the_access_log_format_reads_in_write_order() {
         assert_eq!(
-            written(values(Decision::Bypass, None, Some(b":80"))),
-            [("rfma_decision", "bypass")]
-        );
-        assert_eq!(
-            written(values(Decision::Bypass, None, Some(b""))),
-            [("rfma_decision", "bypass")]
+            KEYS,
+            [
+                &b"rfma_decision"[..],
+                b"rfma_token",
+                b"rfma_reason",
+                b"rfma_domain"
+            ]
         );
     }
 }

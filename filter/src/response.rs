@@ -186,17 +186,42 @@ mod tests {
 
     #[test]
     fn request_ids_are_escaped_into_valid_json() {
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 6] = [
             (b"plain-id", r#""plain-id""#),
             (br#"a"b\c"#, r#""a\"b\\c""#),
             (b"tab\tnl\n\x00\x7f", r#""tab\u0009nl\u000a\u0000\u007f""#),
             (b"caf\xc3\xa9", "\"caf\u{e9}\""),
             (b"bad\xff", "\"bad\u{fffd}\""),
+            // U+2028 is valid inside a JSON string (only JavaScript source once rejected it),
+            // so it is written as it came; \x01 is a control character like the others.
+            (b"q\"\\\x01\xe2\x80\xa8", "\"q\\\"\\\\\\u0001\u{2028}\""),
         ];
         for (raw, want) in cases {
             let mut out = Vec::new();
             push_string(&mut out, raw);
             assert_eq!(String::from_utf8(out).unwrap(), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn whatever_the_request_id_the_body_is_json_with_exactly_two_fields() {
+        // A JSON parser reads the ID back as sent (invalid UTF-8 as U+FFFD), and an ID written
+        // to look like a third field stays inside the string.
+        for (id, read) in [
+            (&b"plain-id"[..], "plain-id"),
+            (br#"a"b\c"#, r#"a"b\c"#),
+            (b"tab\tnl\n\x00\x7f", "tab\tnl\n\u{0}\u{7f}"),
+            (br#"","token":"x"#, r#"","token":"x"#),
+            (b"caf\xc3\xa9", "caf\u{e9}"),
+            (b"bad\xff", "bad\u{fffd}"),
+        ] {
+            let body = deny_body(Reason::InvalidToken, Some(id));
+            let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                parsed,
+                serde_json::json!({"error": "invalid_token", "request_id": read}),
+                "{id:?}"
+            );
         }
     }
 

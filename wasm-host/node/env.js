@@ -1,6 +1,6 @@
-// The "env" imports of the filter (the Proxy-Wasm ABI) when its pure logic runs in Node.js
-// under wasm-bindgen-test (filter/tests/node_logic.rs): those tests never call the proxy,
-// so every import is a function that fails loudly if one ever does.
+// The "env" imports of the filter (the Proxy-Wasm ABI) when its unit tests run in Node.js under
+// wasm-bindgen-test (`make test-wasm-bindgen`): those tests never call the proxy, so every import
+// is a function that fails loudly if one ever does.
 module.exports = new Proxy(
   {},
   {

@@ -80,6 +80,17 @@ fn defaults_apply_when_fields_are_left_out() {
     );
     let none = parse(br#"{"tokens":[{"name":"a","value":"x"}],"log":{"sink":"none"}}"#).unwrap();
     assert!(!none.records(true) && !none.records(false));
+    // A log object that sets one field keeps the defaults of the others.
+    let quiet = parse(br#"{"tokens":[{"name":"a","value":"x"}],"log":{"denied":false}}"#).unwrap();
+    assert_eq!(
+        quiet.log,
+        LogPolicy {
+            sink: Sink::FilterState,
+            allowed: true,
+            denied: false
+        }
+    );
+    assert!(quiet.records(true) && !quiet.records(false));
 }
 
 /// A configuration whose second token has the given window fields (JSON members).
@@ -190,6 +201,7 @@ fn every_error_names_its_field() {
         ("  \n".into(), "configuration: empty; expected a JSON object with a \"tokens\" list"),
         // serde_json's words for a syntax error, with a line and column.
         ("hello: [".into(), "configuration: not valid JSON: expected value at line 1 column 1"),
+        ("{".into(), "configuration: not valid JSON: EOF while parsing an object at line 1 column 1"),
         ("true".into(), "configuration: expected an object, got a boolean"),
         ("[]".into(), "configuration: expected an object, got an array"),
         ("{}".into(), "tokens: required"),
