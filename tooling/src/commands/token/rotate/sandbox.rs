@@ -1,6 +1,6 @@
 //! `token rotate NAME --sandbox`: the same rotation against the running `istio-demo sandbox`, for
 //! a user without a cluster. The sandbox's one Envoy is the only proxy; its configuration is
-//! replaced in place ([`SandboxGate::apply`], a listener update, no restart) and its counters are
+//! replaced in place ([`SandboxGate::apply`], the filter configuration replaced by ECDS, no restart) and its counters are
 //! read from its admin API. The sandbox's user is the client, so step 2 prints the new token, once:
 //! the only time a rotation shows a token (the sandbox prints its demo tokens the same way).
 
