@@ -1,10 +1,12 @@
-//! Discovery: which kinds the API server serves, per group-version and cached, and the
-//! dynamic `Api` for an object of one.
+//! Discovery: which kinds the API server serves, by kube's discovery pinned to the group-versions
+//! the manifests name (one `GET` per group-version, cached), and the dynamic `Api` for a kind.
 
 use super::{Cluster, is_not_found};
 use anyhow::{Context, Result, bail};
 use kube::api::{Api, DynamicObject};
-use kube::discovery::ApiResource;
+use kube::core::GroupVersion;
+use kube::discovery::{self, ApiGroup, ApiResource, Scope};
+use std::sync::Arc;
 
 /// A kind the API server serves.
 #[derive(Debug, Clone)]
@@ -13,9 +15,6 @@ pub struct Resolved {
     pub namespaced: bool,
 }
 
-/// (kind, plural, namespaced) of a served resource.
-pub(super) type ServedKind = (String, String, bool);
-
 impl Cluster {
     /// Forgets what discovery found, so kinds of newly established CRDs resolve.
     pub fn refresh_discovery(&self) {
@@ -23,54 +22,48 @@ impl Cluster {
     }
 
     /// Resolves `apiVersion` + `kind` to a served resource, or `None` when the server does not serve it.
+    ///
+    /// Pinned to `api_version` rather than the group's preferred version: the manifests say which
+    /// version they are written against, and a kind is only "served" if that version is.
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Resolved>> {
+        let Some(group) = self.pinned_group(api_version).await? else {
+            return Ok(None);
+        };
+        // The group holds only the pinned version, so its recommended kind is that version's.
+        Ok(group
+            .recommended_kind(kind)
+            .map(|(resource, caps)| Resolved {
+                resource,
+                namespaced: caps.scope == Scope::Namespaced,
+            }))
+    }
+
+    /// The group at `api_version` from the cache or the API server; `None` when it is not served
+    /// (a 404, e.g. a CRD's group before the CRD is established). The lock is not held across
+    /// the request, so two first lookups may both ask; the answer is the same.
+    async fn pinned_group(&self, api_version: &str) -> Result<Option<Arc<ApiGroup>>> {
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(api_version)
             .cloned();
-        let list = match cached {
-            Some(l) => l,
-            None => {
-                let answer = if api_version.contains('/') {
-                    self.client.list_api_group_resources(api_version).await
-                } else {
-                    self.client.list_core_api_resources(api_version).await
-                };
-                let list = match answer {
-                    Ok(l) => Some(
-                        l.resources
-                            .into_iter()
-                            .filter(|r| !r.name.contains('/'))
-                            .map(|r| (r.kind, r.name, r.namespaced))
-                            .collect::<Vec<_>>(),
-                    ),
-                    Err(e) if is_not_found(&e) => None,
-                    Err(e) => return Err(e).with_context(|| format!("discovery of {api_version}")),
-                };
-                self.cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(api_version.to_string(), list.clone());
-                list
-            }
+        if let Some(group) = cached {
+            return Ok(group);
+        }
+        let gv: GroupVersion = api_version
+            .parse()
+            .with_context(|| format!("apiVersion {api_version:?}"))?;
+        let group = match discovery::pinned_group(&self.client, &gv).await {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(e).with_context(|| format!("discovery of {api_version}")),
         };
-        let Some(list) = list else { return Ok(None) };
-        let Some((kind, plural, namespaced)) = list.into_iter().find(|(k, _, _)| k == kind) else {
-            return Ok(None);
-        };
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        Ok(Some(Resolved {
-            resource: ApiResource {
-                group: group.to_string(),
-                version: version.to_string(),
-                api_version: api_version.to_string(),
-                kind,
-                plural,
-            },
-            namespaced,
-        }))
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(api_version.to_string(), group.clone());
+        Ok(group)
     }
 
     pub(super) async fn api_for(

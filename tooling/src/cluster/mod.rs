@@ -2,8 +2,10 @@
 //! server-side apply with one field manager, waits with timeouts that explain themselves, deletes,
 //! and exec into a named container.
 //!
-//! Discovery is per group-version (`/api/v1`, `/apis/<group>/<version>`) and cached; after new CRDs
-//! are Established, [`Cluster::refresh_discovery`] drops the cache so their kinds resolve.
+//! Objects are kube's `DynamicObject`: typed metadata, with the kind's own fields (`spec`,
+//! `status`, a Secret's `data`) left as JSON. Discovery is kube's, pinned to the group-version a
+//! manifest names (`/api/v1`, `/apis/<group>/<version>`) and cached; after new CRDs are
+//! Established, [`Cluster::refresh_discovery`] drops the cache so their kinds resolve.
 //!
 //! Connecting (`connect.rs`: `--kubeconfig`/`--context`, the runtime, durations), discovery
 //! (`discovery.rs`), reading objects and Events (`read.rs`), writing them (`write.rs`: apply,
@@ -22,10 +24,10 @@ pub use discovery::Resolved;
 pub use exec::{EXEC_TIMEOUT, ExecOutput, exit_code};
 pub use write::{Outcome, changed_paths, object_id};
 
-use discovery::ServedKind;
 use kube::Client;
+use kube::discovery::ApiGroup;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The one field manager every write uses.
@@ -40,7 +42,8 @@ pub struct Cluster {
     pub dry_run: bool,
     /// How often waits poll.
     pub poll: Duration,
-    cache: Mutex<HashMap<String, Option<Vec<ServedKind>>>>,
+    /// Per apiVersion: the group pinned to it, or `None` when the server does not serve it.
+    cache: Mutex<HashMap<String, Option<Arc<ApiGroup>>>>,
 }
 
 fn is_not_found(e: &kube::Error) -> bool {

@@ -4,7 +4,6 @@ use super::{Cluster, is_not_found};
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams};
-use serde_json::Value;
 
 impl Cluster {
     /// Reads an object; `None` when it (or its kind) does not exist.
@@ -14,25 +13,27 @@ impl Cluster {
         kind: &str,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Value>> {
+    ) -> Result<Option<DynamicObject>> {
         let Some(api) = self.api_for(api_version, kind, namespace).await? else {
             return Ok(None);
         };
         match api.get(name).await {
-            Ok(o) => Ok(Some(serde_json::to_value(o)?)),
+            Ok(o) => Ok(Some(o)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {kind}/{name}")),
         }
     }
 
     /// Lists objects of a kind (all namespaces when `namespace` is `None` for a namespaced kind).
+    /// A list's items need not carry `apiVersion`/`kind` (built-in kinds' do not, so `types` may
+    /// be `None`): the caller, who named the kind, knows them.
     pub async fn list(
         &self,
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
         labels: Option<&str>,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<DynamicObject>> {
         let Some(r) = self.resolve(api_version, kind).await? else {
             return Ok(Vec::new());
         };
@@ -44,14 +45,11 @@ impl Cluster {
         if let Some(l) = labels {
             lp = lp.labels(l);
         }
-        let list = api
+        Ok(api
             .list(&lp)
             .await
-            .with_context(|| format!("listing {kind}"))?;
-        list.items
-            .into_iter()
-            .map(|o| Ok(serde_json::to_value(o)?))
-            .collect()
+            .with_context(|| format!("listing {kind}"))?
+            .items)
     }
 
     /// The newest Events about an object (at most `limit`), one line each.

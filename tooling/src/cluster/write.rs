@@ -3,7 +3,7 @@
 
 use super::{Cluster, FIELD_MANAGER, is_not_found};
 use anyhow::{Context, Result, anyhow, bail};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, TypeMeta};
 use serde_json::Value;
 
 /// What an apply did (or, in a dry run, would do).
@@ -44,18 +44,16 @@ pub fn object_id(obj: &Value) -> String {
 impl Cluster {
     /// Server-side apply with [`FIELD_MANAGER`] and `force`; a server-side dry run when `dry_run`.
     pub async fn apply(&self, obj: &Value) -> Result<Outcome> {
-        let id = object_id(obj);
-        let api_version = obj["apiVersion"]
-            .as_str()
-            .ok_or_else(|| anyhow!("{id}: no apiVersion"))?;
-        let kind = obj["kind"]
-            .as_str()
-            .ok_or_else(|| anyhow!("{id}: no kind"))?;
-        let name = obj["metadata"]["name"]
-            .as_str()
+        let (id, object, api_version, kind) = typed(obj)?;
+        let name = object
+            .metadata
+            .name
+            .as_deref()
             .ok_or_else(|| anyhow!("{id}: no metadata.name"))?;
-        let ns = obj["metadata"]["namespace"].as_str();
-        let Some(api) = self.api_for(api_version, kind, ns).await? else {
+        let Some(api) = self
+            .api_for(&api_version, &kind, object.metadata.namespace.as_deref())
+            .await?
+        else {
             if self.dry_run {
                 return Ok(Outcome::KindPending);
             }
@@ -64,7 +62,7 @@ impl Cluster {
             );
         };
         let before = match api.get(name).await {
-            Ok(o) => Some(serde_json::to_value(o)?),
+            Ok(o) => Some(comparable(o)?),
             Err(e) if is_not_found(&e) => None,
             Err(e) => return Err(e).with_context(|| format!("reading {id}")),
         };
@@ -73,16 +71,14 @@ impl Cluster {
             params = params.dry_run();
         }
         let after = api
-            .patch(name, &params, &Patch::Apply(obj))
+            .patch(name, &params, &Patch::Apply(&object))
             .await
             .with_context(|| format!("applying {id}"))?;
-        let after = serde_json::to_value(after)?;
+        let after = comparable(after)?;
         Ok(match before {
             None => Outcome::Created,
-            Some(b) if comparable(&b) == comparable(&after) => Outcome::Unchanged,
-            Some(b) => {
-                Outcome::Configured(changed_paths(&comparable(&b), &comparable(&after), "", 3))
-            }
+            Some(b) if b == after => Outcome::Unchanged,
+            Some(b) => Outcome::Configured(changed_paths(&b, &after, "", 3)),
         })
     }
 
@@ -90,16 +86,12 @@ impl Cluster {
     /// `false` when it is not there. For a field another manager owns or we must not take over
     /// with server-side apply (e.g. `spec.suspend` of a Kustomization we applied whole).
     pub async fn merge_patch(&self, obj: &Value, patch: &Value) -> Result<bool> {
-        let id = object_id(obj);
-        let (Some(api_version), Some(kind), Some(name)) = (
-            obj["apiVersion"].as_str(),
-            obj["kind"].as_str(),
-            obj["metadata"]["name"].as_str(),
-        ) else {
+        let (id, object, api_version, kind) = typed(obj)?;
+        let Some(name) = object.metadata.name.as_deref() else {
             bail!("{id}: apiVersion, kind and metadata.name are needed to patch it");
         };
         let Some(api) = self
-            .api_for(api_version, kind, obj["metadata"]["namespace"].as_str())
+            .api_for(&api_version, &kind, object.metadata.namespace.as_deref())
             .await?
         else {
             return Ok(false);
@@ -170,22 +162,28 @@ pub fn changed_paths(a: &Value, b: &Value, prefix: &str, depth: usize) -> Vec<St
     }
 }
 
+/// A rendered manifest as the object it names: its id, the `DynamicObject` (typed metadata, the
+/// rest as JSON), apiVersion and kind.
+fn typed(obj: &Value) -> Result<(String, DynamicObject, String, String)> {
+    let id = object_id(obj);
+    let object: DynamicObject = serde_json::from_value(obj.clone())
+        .with_context(|| format!("{id}: not a Kubernetes object (its metadata)"))?;
+    let Some(TypeMeta { api_version, kind }) = object.types.clone() else {
+        bail!("{id}: apiVersion and kind are needed");
+    };
+    Ok((id, object, api_version, kind))
+}
+
 /// An object without the fields the server changes on every write, for "unchanged" detection.
-fn comparable(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in [
-            "resourceVersion",
-            "managedFields",
-            "generation",
-            "creationTimestamp",
-            "uid",
-        ] {
-            m.remove(k);
-        }
+fn comparable(mut obj: DynamicObject) -> Result<Value> {
+    let m = &mut obj.metadata;
+    m.resource_version = None;
+    m.managed_fields = None;
+    m.generation = None;
+    m.creation_timestamp = None;
+    m.uid = None;
+    if let Some(data) = obj.data.as_object_mut() {
+        data.remove("status");
     }
-    if let Some(m) = o.as_object_mut() {
-        m.remove("status");
-    }
-    o
+    Ok(serde_json::to_value(obj)?)
 }

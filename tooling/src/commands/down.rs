@@ -15,6 +15,7 @@ use crate::deploy::wait::{self, Check, Target};
 use crate::manifests;
 use anyhow::{Result, bail};
 use clap::Args;
+use kube::ResourceExt;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
@@ -128,7 +129,16 @@ async fn delete_and_wait(
 }
 
 fn flux_object(kind: &str, api_version: &str, name: &str) -> Value {
-    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": FLUX_NAMESPACE}})
+    reference(api_version, kind, Some(FLUX_NAMESPACE), name)
+}
+
+/// The smallest manifest that names an object, for deleting and waiting on it.
+fn reference(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Value {
+    let mut o = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}});
+    if let Some(ns) = namespace {
+        o["metadata"]["namespace"] = json!(ns);
+    }
+    o
 }
 
 /// Runs the teardown against `cluster`.
@@ -211,8 +221,7 @@ pub async fn run_with(
         .iter()
         .filter(|t| users_ns.iter().any(|n| n == t.namespace))
     {
-        let secret = json!({"apiVersion": "v1", "kind": "Secret",
-                            "metadata": {"name": t.secret, "namespace": t.namespace}});
+        let secret = reference("v1", "Secret", Some(t.namespace), t.secret);
         match cluster
             .get("v1", "Secret", Some(t.namespace), t.secret)
             .await?
@@ -243,19 +252,17 @@ pub async fn run_with(
                 ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
                 ("rbac.authorization.k8s.io/v1", "ClusterRole"),
             ] {
-                for mut o in cluster
+                // A list's items do not say what they are; the query does.
+                for o in cluster
                     .list(api_version, kind, None, Some(FLUX_PART_OF))
                     .await?
                 {
-                    o["apiVersion"] = json!(api_version);
-                    o["kind"] = json!(kind);
-                    delete_and_wait(cluster, &o, timeout, out).await?;
+                    let named = reference(api_version, kind, None, &o.name_any());
+                    delete_and_wait(cluster, &named, timeout, out).await?;
                 }
             }
-            let mut ns = ns;
-            ns["apiVersion"] = json!("v1");
-            ns["kind"] = json!("Namespace");
-            delete_and_wait(cluster, &ns, timeout, out).await?;
+            let named = reference("v1", "Namespace", None, &ns.name_any());
+            delete_and_wait(cluster, &named, timeout, out).await?;
         }
     }
     writeln!(

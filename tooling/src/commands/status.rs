@@ -8,6 +8,7 @@ use crate::deploy::wait::{Check, Progress};
 use crate::manifests;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use kube::api::DynamicObject;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::Write;
@@ -106,7 +107,7 @@ mod jiff_like {
 }
 
 /// The row for a declared object and what the cluster has (`None`: not found).
-pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
+pub fn row(declared: &Value, live: Option<&DynamicObject>, now: i64) -> Row {
     let kind = declared["kind"].as_str().unwrap_or_default().to_string();
     let name = cluster::object_id(declared)
         .split_once('/')
@@ -122,11 +123,12 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
             age: "-".into(),
         };
     };
-    let age = age(
-        live.pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str),
-        now,
-    );
+    let created = live
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string());
+    let age = age(created.as_deref(), now);
     let check = check_for(&kind, api_version).flatten();
     let (ready, mut message) = match check.map(|c| crate::deploy::wait::evaluate(c, Some(live))) {
         None => ("-".to_string(), String::new()),
@@ -137,6 +139,7 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
     match check {
         Some(Check::Ready) => {
             if let Some(c) = live
+                .data
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|a| a.iter().find(|c| c["type"] == "Ready"))
@@ -146,10 +149,12 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
         }
         Some(Check::CanaryInitialized) => {
             let phase = live
+                .data
                 .pointer("/status/phase")
                 .and_then(Value::as_str)
                 .unwrap_or("unknown");
             let weight = live
+                .data
                 .pointer("/status/canaryWeight")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
@@ -158,16 +163,16 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
         Some(Check::Workload) => {
             let (want, have) = match kind.as_str() {
                 "DaemonSet" => (
-                    live.pointer("/status/desiredNumberScheduled"),
-                    live.pointer("/status/numberReady"),
+                    live.data.pointer("/status/desiredNumberScheduled"),
+                    live.data.pointer("/status/numberReady"),
                 ),
                 "StatefulSet" => (
-                    live.pointer("/spec/replicas"),
-                    live.pointer("/status/readyReplicas"),
+                    live.data.pointer("/spec/replicas"),
+                    live.data.pointer("/status/readyReplicas"),
                 ),
                 _ => (
-                    live.pointer("/spec/replicas"),
-                    live.pointer("/status/availableReplicas"),
+                    live.data.pointer("/spec/replicas"),
+                    live.data.pointer("/status/availableReplicas"),
                 ),
             };
             let want = want.and_then(Value::as_i64).unwrap_or(1);
@@ -179,8 +184,9 @@ pub fn row(declared: &Value, live: Option<&Value>, now: i64) -> Row {
         _ => {
             // A WasmPlugin names its module at spec.url, a TrafficExtension at spec.wasm.url.
             let url = live
+                .data
                 .pointer("/spec/url")
-                .or_else(|| live.pointer("/spec/wasm/url"))
+                .or_else(|| live.data.pointer("/spec/wasm/url"))
                 .and_then(Value::as_str)
                 .unwrap_or("-");
             message = format!(
@@ -297,7 +303,7 @@ pub async fn deployed_entry(cluster: &Cluster) -> Result<(Profile, SourceKind)> 
         .await?;
     Ok(live
         .as_ref()
-        .and_then(|k| k.pointer("/spec/path"))
+        .and_then(|k| k.data.pointer("/spec/path"))
         .and_then(Value::as_str)
         .and_then(render::entry_of_path)
         .unwrap_or((Profile::Full, SourceKind::Oci)))

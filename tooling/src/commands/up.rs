@@ -13,7 +13,7 @@ use crate::{cluster, manifests, oci};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -210,7 +210,7 @@ pub fn manifests_payload(repo: &Path, tree: &Path) -> Result<ManifestsPayload> {
 }
 
 /// Reads the token Secrets `up` would keep; `None` for a client dry run (no cluster).
-async fn live_secrets(cluster: Option<&Cluster>) -> Result<Vec<(String, Value)>> {
+async fn live_secrets(cluster: Option<&Cluster>) -> Result<Vec<(String, DynamicObject)>> {
     let mut found = Vec::new();
     if let Some(c) = cluster {
         for t in tokens::DEMO_TOKENS {

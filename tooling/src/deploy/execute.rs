@@ -7,6 +7,8 @@ use super::registry::{self, Access};
 use super::wait;
 use crate::cluster::{self, Cluster, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Outcome};
 use anyhow::{Result, bail};
+use kube::ResourceExt;
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::Instant;
@@ -27,11 +29,8 @@ fn verb(cluster: &Cluster, o: &Outcome) -> String {
 }
 
 /// Whether a live object carries the label `up` puts on what it creates.
-pub fn ours(live: &Value) -> bool {
-    live.pointer("/metadata/labels")
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .and_then(Value::as_str)
-        == Some(MANAGED_BY_VALUE)
+pub fn ours(live: &DynamicObject) -> bool {
+    live.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
 }
 
 /// Applies a namespace: ours get the managed-by label; one that existed without it stays the user's.

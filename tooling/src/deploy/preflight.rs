@@ -68,6 +68,7 @@ async fn controller_version(cluster: &Cluster, product: &str) -> Option<String> 
         .ok()?;
     let image = deployments
         .first()?
+        .data
         .pointer("/spec/template/spec/containers/0/image")?
         .as_str()?
         .to_string();

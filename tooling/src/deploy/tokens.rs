@@ -15,6 +15,8 @@
 use crate::commands::token::{digest, generate};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 mod rotation;
@@ -155,8 +157,9 @@ impl Token {
 }
 
 /// The token under `key` of a live Secret, trimmed; `None` when absent or empty.
-fn secret_value(spec: DemoToken, secret: &Value, key: &str) -> Result<Option<String>> {
+fn secret_value(spec: DemoToken, secret: &DynamicObject, key: &str) -> Result<Option<String>> {
     let Some(encoded) = secret
+        .data
         .pointer(&format!("/data/{key}"))
         .and_then(Value::as_str)
     else {
@@ -194,17 +197,12 @@ fn secret_value(spec: DemoToken, secret: &Value, key: &str) -> Result<Option<Str
 /// The token in a live Secret, if it holds a usable one, with the name and the rotation its
 /// annotations record. A rotation that does not match the Secret's tokens is an error (the gate
 /// would be rendered with digests no client holds).
-pub fn from_secret(spec: DemoToken, secret: &Value) -> Result<Option<Token>> {
+pub fn from_secret(spec: DemoToken, secret: &DynamicObject) -> Result<Option<Token>> {
     let Some(value) = secret_value(spec, secret, SECRET_KEY)? else {
         return Ok(None);
     };
     let where_ = || format!("Secret {}/{}", spec.namespace, spec.secret);
-    let annotation = |k: &str| {
-        secret
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(k))
-            .and_then(Value::as_str)
-    };
+    let annotation = |k: &str| secret.annotations().get(k).map(String::as_str);
     let name = annotation(NAME_ANNOTATION).unwrap_or(spec.name).to_string();
     crate::commands::token::check_name(&name)
         .with_context(|| format!("{}: annotation {NAME_ANNOTATION}", where_()))?;
@@ -259,7 +257,7 @@ pub fn fresh(spec: DemoToken) -> Result<Token> {
 }
 
 /// Every demo token: the one in `live(spec)` when the cluster has it, else a new one.
-pub fn resolve(live: impl Fn(&DemoToken) -> Result<Option<Value>>) -> Result<Vec<Token>> {
+pub fn resolve(live: impl Fn(&DemoToken) -> Result<Option<DynamicObject>>) -> Result<Vec<Token>> {
     DEMO_TOKENS
         .iter()
         .map(|spec| match live(spec)? {
@@ -353,10 +351,15 @@ pub fn check_backed(objects: &[Value], tokens: &[Token]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A Secret as the API server would return it.
+    pub(super) fn live(secret: Value) -> DynamicObject {
+        serde_json::from_value(secret).unwrap()
+    }
+
     #[test]
     fn a_live_secret_is_kept_and_an_absent_one_is_made() {
         let kept = fresh(DEMO_TOKENS[0]).unwrap();
-        let live = kept.secret(false);
+        let live = live(kept.secret(false));
         let tokens = resolve(|spec| Ok((spec.name == "sleep").then(|| live.clone()))).unwrap();
         assert_eq!(tokens.len(), DEMO_TOKENS.len());
         assert_eq!(tokens[0].reveal(), kept.reveal());
@@ -387,9 +390,9 @@ mod tests {
     fn bad_secrets_are_named_and_empty_ones_replaced() {
         let spec = DEMO_TOKENS[0];
         let empty = json!({"data": {"token": ""}});
-        assert_eq!(from_secret(spec, &empty).unwrap(), None);
+        assert_eq!(from_secret(spec, &live(empty)).unwrap(), None);
         let junk = json!({"data": {"token": "%%%"}});
-        let e = from_secret(spec, &junk).unwrap_err().to_string();
+        let e = from_secret(spec, &live(junk)).unwrap_err().to_string();
         assert!(
             e.contains("demo/rfma-demo-token") && e.contains("base64"),
             "{e}"
@@ -397,14 +400,14 @@ mod tests {
         let two =
             json!({"data": {"token": base64::engine::general_purpose::STANDARD.encode("a\nb")}});
         assert!(
-            from_secret(spec, &two)
+            from_secret(spec, &live(two))
                 .unwrap_err()
                 .to_string()
                 .contains("not one token")
         );
         let padded =
             json!({"data": {"token": base64::engine::general_purpose::STANDARD.encode("abc\n")}});
-        let t = from_secret(spec, &padded).unwrap().unwrap();
+        let t = from_secret(spec, &live(padded)).unwrap().unwrap();
         assert_eq!(
             t.sha256,
             digest("abc"),

@@ -3,6 +3,7 @@
 //! itself with the object's conditions and recent Events.
 
 use crate::cluster::Cluster;
+use kube::api::DynamicObject;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -70,20 +71,21 @@ pub enum Progress {
     Failed(String),
 }
 
-fn conditions(obj: &Value) -> Vec<&Value> {
-    obj.pointer("/status/conditions")
+/// `status.conditions` of an object's schemaless part (its `data`).
+fn conditions(data: &Value) -> Vec<&Value> {
+    data.pointer("/status/conditions")
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default()
 }
 
-fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
-    conditions(obj).into_iter().find(|c| c["type"] == kind)
+fn condition<'a>(data: &'a Value, kind: &str) -> Option<&'a Value> {
+    conditions(data).into_iter().find(|c| c["type"] == kind)
 }
 
 /// One line per condition: `Type=Status Reason: message`.
-pub fn describe_conditions(obj: &Value) -> Vec<String> {
-    conditions(obj)
+pub fn describe_conditions(obj: &DynamicObject) -> Vec<String> {
+    conditions(&obj.data)
         .iter()
         .map(|c| {
             let mut s = format!(
@@ -107,16 +109,19 @@ fn int(obj: &Value, pointer: &str) -> Option<i64> {
 }
 
 /// Evaluates `check` on the object as last read (`None`: it does not exist).
-pub fn evaluate(check: Check, obj: Option<&Value>) -> Progress {
-    let Some(obj) = obj else {
+pub fn evaluate(check: Check, obj: Option<&DynamicObject>) -> Progress {
+    let Some(live) = obj else {
         return if check == Check::Gone {
             Progress::Done
         } else {
             Progress::Waiting("not found".into())
         };
     };
+    // The kind's own fields (spec, status) are schemaless here; the metadata is typed.
+    let obj = &live.data;
+    let kind = live.types.as_ref().map_or("", |t| t.kind.as_str());
     let generation_seen = || match (
-        int(obj, "/metadata/generation"),
+        live.metadata.generation,
         int(obj, "/status/observedGeneration"),
     ) {
         (Some(g), Some(o)) => o >= g,
@@ -139,12 +144,8 @@ pub fn evaluate(check: Check, obj: Option<&Value>) -> Progress {
     };
     match check {
         Check::Gone => {
-            let fin = obj
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .map(|f| f.len())
-                .unwrap_or(0);
-            Progress::Waiting(if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            let fin = live.metadata.finalizers.as_ref().map_or(0, Vec::len);
+            Progress::Waiting(if live.metadata.deletion_timestamp.is_some() {
                 format!("terminating, {fin} finalizer(s) left")
             } else {
                 "still present".into()
@@ -161,7 +162,7 @@ pub fn evaluate(check: Check, obj: Option<&Value>) -> Progress {
         }
         Check::Ready => {
             // An OCI HelmRepository is static in Flux 2: it never reports Ready.
-            let static_source = obj["kind"] == "HelmRepository"
+            let static_source = kind == "HelmRepository"
                 && obj.pointer("/spec/type").and_then(Value::as_str) == Some("oci");
             if static_source || (cond_true("Ready") && generation_seen()) {
                 Progress::Done
@@ -183,7 +184,6 @@ pub fn evaluate(check: Check, obj: Option<&Value>) -> Progress {
                     "controller has not observed the latest generation".into(),
                 );
             }
-            let kind = obj["kind"].as_str().unwrap_or_default();
             let (want, have, what) = match kind {
                 "DaemonSet" => (
                     int(obj, "/status/desiredNumberScheduled").unwrap_or(0),
@@ -266,7 +266,7 @@ pub async fn wait(
     timeout: Duration,
 ) -> Result<(), WaitFailure> {
     let start = Instant::now();
-    let fail = |reason: String, obj: Option<&Value>| WaitFailure {
+    let fail = |reason: String, obj: Option<&DynamicObject>| WaitFailure {
         target: target.id(),
         reason,
         conditions: obj.map(describe_conditions).unwrap_or_default(),
@@ -321,9 +321,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A live object as the API server returns it.
+    fn live(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn checks() {
-        let crd = |s: &str| json!({"kind": "CustomResourceDefinition", "status": {"conditions": [{"type": "Established", "status": s}]}});
+        let crd = |s: &str| {
+            live(
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "status": {"conditions": [{"type": "Established", "status": s}]}}),
+            )
+        };
         assert_eq!(
             evaluate(Check::Established, Some(&crd("True"))),
             Progress::Done
@@ -332,18 +341,28 @@ mod tests {
             evaluate(Check::Established, Some(&crd("False"))),
             Progress::Waiting(_)
         ));
-        let ks = json!({"kind": "Kustomization", "metadata": {"generation": 2}, "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}});
+        let ks = live(
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"generation": 2}, "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
         assert!(
             matches!(evaluate(Check::Ready, Some(&ks)), Progress::Waiting(_)),
             "old generation is not ready"
         );
-        let dep = |avail: i64| json!({"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": avail}});
+        let dep = |avail: i64| {
+            live(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": avail}}),
+            )
+        };
         assert_eq!(evaluate(Check::Workload, Some(&dep(2))), Progress::Done);
         assert_eq!(
             evaluate(Check::Workload, Some(&dep(1))),
             Progress::Waiting("1/2 replicas available".into())
         );
-        let canary = |p: &str| json!({"kind": "Canary", "status": {"phase": p}});
+        let canary = |p: &str| {
+            live(
+                json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "status": {"phase": p}}),
+            )
+        };
         assert_eq!(
             evaluate(Check::CanaryInitialized, Some(&canary("Initialized"))),
             Progress::Done
@@ -352,9 +371,13 @@ mod tests {
             evaluate(Check::CanaryInitialized, Some(&canary("Failed"))),
             Progress::Failed(_)
         ));
-        let oci = json!({"kind": "HelmRepository", "spec": {"type": "oci"}});
+        let oci = live(
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository", "spec": {"type": "oci"}}),
+        );
         assert_eq!(evaluate(Check::Ready, Some(&oci)), Progress::Done);
-        let https = json!({"kind": "HelmRepository", "spec": {"url": "https://x"}});
+        let https = live(
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository", "spec": {"url": "https://x"}}),
+        );
         assert!(matches!(
             evaluate(Check::Ready, Some(&https)),
             Progress::Waiting(_)

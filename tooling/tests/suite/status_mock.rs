@@ -7,10 +7,16 @@ use crate::support::*;
 use istio_demo::cluster::Cluster;
 use istio_demo::commands::status::{self, Output};
 use istio_demo::deploy::render::{Profile, SourceKind, Synced};
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 // 2026-01-01T01:00:00Z
 const NOW: i64 = 1_767_229_200;
+
+/// A live object as the API server returns it: typed metadata, the rest as JSON.
+fn live(v: Value) -> DynamicObject {
+    serde_json::from_value(v).unwrap()
+}
 
 fn object(api_version: &str, kind: &str, ns: &str, name: &str) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns}})
@@ -348,7 +354,11 @@ async fn a_traffic_extension_is_shown_without_readiness_in_json() {
 
 #[test]
 fn a_traffic_extension_row_names_its_module() {
-    let row = status::row(&traffic_extension(), Some(&live_traffic_extension()), NOW);
+    let row = status::row(
+        &traffic_extension(),
+        Some(&live(live_traffic_extension())),
+        NOW,
+    );
     assert!(
         row.message.contains(
             "oci://registry.istio-demo-registry.svc.cluster.local:5000/istio-demo/rfma-filter@sha256:cd"
@@ -360,15 +370,19 @@ fn a_traffic_extension_row_names_its_module() {
 
 #[test]
 fn json_rows_and_ages() {
-    let live = json!({"kind": "Canary", "metadata": {"creationTimestamp": "2026-01-01T00:59:55Z"}, "status": {"phase": "Initialized", "canaryWeight": 0}});
+    let canary = live(
+        json!({"kind": "Canary", "metadata": {"creationTimestamp": "2026-01-01T00:59:55Z"}, "status": {"phase": "Initialized", "canaryWeight": 0}}),
+    );
     let declared = object("flagger.app/v1beta1", "Canary", "demo", "httpbin");
-    let row = status::row(&declared, Some(&live), NOW);
+    let row = status::row(&declared, Some(&canary), NOW);
     assert_eq!(
         serde_json::to_value(&row).unwrap(),
         json!({"name": "demo/httpbin", "kind": "Canary", "ready": "True", "message": "phase Initialized, canary weight 0%", "age": "5s"})
     );
-    let ready = json!({"kind": "Deployment", "metadata": {"generation": 1, "creationTimestamp": "2025-12-31T00:00:00Z"},
-                       "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}});
+    let ready = live(
+        json!({"kind": "Deployment", "metadata": {"generation": 1, "creationTimestamp": "2025-12-31T00:00:00Z"},
+               "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}}),
+    );
     let row = status::row(
         &object("apps/v1", "Deployment", "demo", "sleep"),
         Some(&ready),

@@ -113,12 +113,14 @@ fn prometheus_text() {
 fn authorization_stages_of_the_repository() {
     let repo = istio_demo::manifests::repo_root();
     let stage = |dir: &str| {
-        let objs: Vec<serde_json::Value> =
+        // As the cluster would list them: the rendered manifests as DynamicObjects.
+        let objs: Vec<kube::api::DynamicObject> =
             istio_demo::manifests::render(&repo.join("istio/authorization").join(dir))
                 .unwrap_or_else(|e| panic!("{dir}: {e}"))
                 .into_iter()
                 .map(|m| m.object)
                 .filter(|o| o["kind"] == "AuthorizationPolicy")
+                .map(|o| serde_json::from_value(o).unwrap())
                 .collect();
         verify::authz_stage(&objs, "demo")
     };

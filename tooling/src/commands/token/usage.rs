@@ -13,7 +13,7 @@ use crate::deploy::wait::api_code;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, GetParams, LogParams};
+use kube::api::{Api, DynamicObject, GetParams, LogParams};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -64,7 +64,9 @@ pub struct Gate {
 
 /// The gate in a WasmPlugin (`spec.pluginConfig`) or a TrafficExtension (`spec.wasm.pluginConfig`)
 /// of kind `kind`; `None` for an extension whose configuration has no `tokens` (not this filter).
-pub fn gate_of(kind: &str, obj: &Value) -> Option<Gate> {
+pub fn gate_of(kind: &str, gate: &DynamicObject) -> Option<Gate> {
+    // The extension's spec is schemaless here; only its name is typed.
+    let obj = &gate.data;
     let config = obj
         .pointer("/spec/pluginConfig")
         .or_else(|| obj.pointer("/spec/wasm/pluginConfig"))?;
@@ -99,12 +101,7 @@ pub fn gate_of(kind: &str, obj: &Value) -> Option<Gate> {
         })
         .unwrap_or_default();
     Some(Gate {
-        id: format!(
-            "{kind}/{}",
-            obj.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-        ),
+        id: format!("{kind}/{}", gate.metadata.name.as_deref().unwrap_or("?")),
         selector,
         tokens,
         principals,

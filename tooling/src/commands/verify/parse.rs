@@ -2,6 +2,8 @@
 //! filter's record in a sidecar log, Prometheus text, and which authorization stage is active.
 //! Pure functions, tested without a cluster.
 
+use kube::ResourceExt;
+use kube::api::DynamicObject;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -220,7 +222,7 @@ pub struct AuthzStage {
 }
 
 /// Reads the stage from AuthorizationPolicy objects.
-pub fn authz_stage(policies: &[Value], namespace: &str) -> AuthzStage {
+pub fn authz_stage(policies: &[DynamicObject], namespace: &str) -> AuthzStage {
     let mut s = AuthzStage {
         names: Vec::new(),
         default_deny: false,
@@ -232,9 +234,9 @@ pub fn authz_stage(policies: &[Value], namespace: &str) -> AuthzStage {
     let mut methods = Vec::new();
     let mut any_rule = false;
     for p in policies {
-        s.names
-            .push(p["metadata"]["name"].as_str().unwrap_or("?").to_string());
+        s.names.push(p.name_any());
         let action = p
+            .data
             .pointer("/spec/action")
             .and_then(Value::as_str)
             .unwrap_or("ALLOW");
@@ -242,6 +244,7 @@ pub fn authz_stage(policies: &[Value], namespace: &str) -> AuthzStage {
             continue;
         }
         let rules = p
+            .data
             .pointer("/spec/rules")
             .and_then(Value::as_array)
             .cloned()

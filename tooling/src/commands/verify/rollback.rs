@@ -18,6 +18,7 @@ use crate::cluster::Cluster;
 use crate::deploy::tokens;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use kube::ResourceExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,7 @@ async fn wait_phase(
             .await?
             .with_context(|| format!("no Canary {ns}/{CANARY}"))?;
         let phase = c
+            .data
             .pointer("/status/phase")
             .and_then(Value::as_str)
             .unwrap_or("")
@@ -91,18 +93,16 @@ async fn wait_mounted(cluster: &Cluster, want: &str, timeout: Duration) -> Resul
         .await?;
     let pod = pods
         .iter()
-        .find(|p| p.pointer("/status/phase") == Some(&json!("Running")))
+        .find(|p| p.data.pointer("/status/phase") == Some(&json!("Running")))
         .with_context(|| {
             format!(
                 "no running load tester pod (app=loadtester) in {}",
                 spec.namespace
             )
         })?;
-    let name = pod["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let name = pod.name_any();
     let container = pod
+        .data
         .pointer("/spec/containers")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["name"] != PROXY))
@@ -197,6 +197,7 @@ async fn break_and_observe(
         .await?
         .with_context(|| format!("no Deployment {ns}/{CANARY}-primary"))?;
     let took_new = primary
+        .data
         .pointer("/spec/template/metadata/annotations")
         .and_then(|a| a.get(TRIGGER_ANNOTATION))
         .is_some();
@@ -222,7 +223,7 @@ pub async fn canary_rollback(cluster: &Cluster, ns: &str, timeout: Duration) -> 
             .get("flagger.app/v1beta1", "Canary", Some(ns), CANARY)
             .await?
             .with_context(|| format!("no Canary {ns}/{CANARY}"))?;
-        let phase = canary.pointer("/status/phase").and_then(Value::as_str);
+        let phase = canary.data.pointer("/status/phase").and_then(Value::as_str);
         if !idle(phase) {
             bail!("a canary analysis is running (phase {phase:?}): try again when it ends");
         }
@@ -237,6 +238,7 @@ pub async fn canary_rollback(cluster: &Cluster, ns: &str, timeout: Duration) -> 
                 )
             })?;
         let original = secret
+            .data
             .pointer(&format!("/data/{}", tokens::SECRET_KEY))
             .cloned()
             .with_context(|| format!("Secret {}/{} has no token", spec.namespace, spec.secret))?;

@@ -129,6 +129,7 @@ impl Token {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::live;
     use super::super::*;
     use base64::Engine;
     use serde_json::json;
@@ -138,7 +139,11 @@ mod tests {
         let mut t = fresh(DEMO_TOKENS[0]).unwrap();
         let old = t.reveal().to_string();
         let new = generate().unwrap();
-        let read = |t: &Token| from_secret(t.spec, &t.secret(false)).unwrap().unwrap();
+        let read = |t: &Token| {
+            from_secret(t.spec, &live(t.secret(false)))
+                .unwrap()
+                .unwrap()
+        };
 
         t.begin_rotation("sleep-r2", &new, Some("2027-01-01T00:05:00Z".into()))
             .unwrap();
@@ -193,7 +198,7 @@ mod tests {
         broken.begin_rotation("sleep-r2", &new, None).unwrap();
         let mut s = broken.secret(false);
         s["data"]["next"] = json!(base64::engine::general_purpose::STANDARD.encode("other"));
-        let e = from_secret(broken.spec, &s).unwrap_err().to_string();
+        let e = from_secret(broken.spec, &live(s)).unwrap_err().to_string();
         assert!(
             e.contains("demo/rfma-demo-token") && e.contains("does not match"),
             "{e}"

@@ -19,6 +19,8 @@ use crate::deploy::render::{
 use crate::deploy::tokens::{self, DEMO_TOKENS, Entry, Step, Token};
 use crate::deploy::{artifact, wait};
 use anyhow::{Context, Result, bail};
+use kube::ResourceExt;
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,8 +42,10 @@ pub struct ClusterRotation<'a> {
     tokens: Vec<Token>,
     slot: usize,
     gate: Gate,
-    /// The gate object as deployed: kind, name, module reference.
-    gate_obj: Value,
+    /// The gate object as deployed: name, module reference.
+    gate_obj: DynamicObject,
+    /// Its kind (one of [`GATE_KINDS`]): list items need not say it.
+    gate_kind: &'static str,
     profile: Profile,
     pub old: String,
     pub new: String,
@@ -149,13 +153,13 @@ impl<'a> ClusterRotation<'a> {
             if let Some(found) = objs.into_iter().find_map(|o| {
                 usage::gate_of(kind, &o)
                     .filter(|g| g.tokens.contains(name))
-                    .map(|g| (g, o))
+                    .map(|g| (g, o, kind))
             }) {
                 gate = Some(found);
                 break;
             }
         }
-        let Some((gate, gate_obj)) = gate else {
+        let Some((gate, gate_obj, gate_kind)) = gate else {
             bail!(
                 "token {name} is not configured in any WasmPlugin or TrafficExtension of namespace {ns}"
             );
@@ -176,6 +180,7 @@ impl<'a> ClusterRotation<'a> {
                 format!("no Kustomization {FLUX_NAMESPACE}/{SELF_KUSTOMIZATION}: was the demo deployed with `istio-demo up`?")
             })?;
         let path = entry
+            .data
             .pointer("/spec/path")
             .and_then(Value::as_str)
             .unwrap_or_default();
@@ -198,6 +203,7 @@ impl<'a> ClusterRotation<'a> {
             slot,
             gate,
             gate_obj,
+            gate_kind,
             profile,
             old: name.clone(),
             new,
@@ -233,9 +239,9 @@ impl<'a> ClusterRotation<'a> {
     /// until the gate carries the list.
     async fn publish(&self, out: &mut dyn Write) -> Result<()> {
         let spec = |p: &str| {
-            self.gate_obj
-                .pointer(&format!("/spec{p}"))
-                .or_else(|| self.gate_obj.pointer(&format!("/spec/wasm{p}")))
+            let data = &self.gate_obj.data;
+            data.pointer(&format!("/spec{p}"))
+                .or_else(|| data.pointer(&format!("/spec/wasm{p}")))
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .with_context(|| format!("{}: no spec{p}", self.gate.id))
@@ -251,20 +257,22 @@ impl<'a> ClusterRotation<'a> {
         render::refuse_placeholders(rendered.all())?;
         let all: Vec<Value> = rendered.all().map(|m| m.object.clone()).collect();
         tokens::check_backed(&all, &self.tokens)?;
-        let (kind, name) = (
-            self.gate_obj["kind"].as_str().unwrap_or_default(),
-            self.gate_obj["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        let (kind, name) = (self.gate_kind, self.gate_obj.name_any());
+        let name = name.as_str();
         let is_gate = |o: &Value| {
             o["kind"] == kind
                 && o["metadata"]["name"] == name
                 && o["metadata"]["namespace"] == *self.ns
         };
-        let want = all
+        let rendered_gate: Option<DynamicObject> = all
             .iter()
             .find(|o| is_gate(o))
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .with_context(|| format!("the rendered {}", self.gate.id))?;
+        let want = rendered_gate
+            .as_ref()
             .and_then(|o| usage::gate_of(kind, o))
             .with_context(|| format!("the rendered manifests have no {}", self.gate.id))?;
         let want_digests = digests_of(all.iter().find(|o| is_gate(o)));
@@ -370,7 +378,7 @@ impl<'a> ClusterRotation<'a> {
                     .await?;
                 let rev = obj
                     .as_ref()
-                    .and_then(|o| o.pointer("/status/lastAppliedRevision"))
+                    .and_then(|o| o.data.pointer("/status/lastAppliedRevision"))
                     .and_then(Value::as_str)
                     .unwrap_or("none");
                 // Flux writes `<tag>@sha256:…`, or the bare digest for a source pinned by digest.
@@ -388,12 +396,8 @@ impl<'a> ClusterRotation<'a> {
 
     /// The live gate object carries the rendered token list (names and digests).
     async fn wait_gate(&self, want: &Gate, digests: &[String]) -> Result<()> {
-        let (kind, name) = (
-            self.gate_obj["kind"].as_str().unwrap_or_default(),
-            self.gate_obj["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        let (kind, name) = (self.gate_kind, self.gate_obj.name_any());
+        let name = name.as_str();
         self.until(
             &format!("{} getting the new token list", self.gate.id),
             async || {
@@ -401,12 +405,15 @@ impl<'a> ClusterRotation<'a> {
                     .cluster
                     .get(GATE_API, kind, Some(&self.ns), name)
                     .await?;
+                // In the manifest's shape, which the digest reader takes.
+                let manifest = live.as_ref().map(serde_json::to_value).transpose()?;
                 let names = live
                     .as_ref()
                     .and_then(|o| usage::gate_of(kind, o))
                     .map(|g| g.tokens);
                 Ok(
-                    if names.as_ref() == Some(&want.tokens) && digests_of(live.as_ref()) == digests
+                    if names.as_ref() == Some(&want.tokens)
+                        && digests_of(manifest.as_ref()) == digests
                     {
                         Ok(())
                     } else {

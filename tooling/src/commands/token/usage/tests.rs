@@ -105,13 +105,18 @@ not json {
     assert_eq!(s["old"].decision, "deny expired_token");
 }
 
+/// An extension as the API server returns it.
+fn live(v: serde_json::Value) -> kube::api::DynamicObject {
+    serde_json::from_value(v).unwrap()
+}
+
 #[test]
 fn gates_of_both_kinds() {
     let wp = json!({"kind": "WasmPlugin", "metadata": {"name": "rfma-token-gate"},
         "spec": {"selector": {"matchLabels": {"istio-demo.dev/token-gate": "enabled"}},
                  "pluginConfig": {"tokens": [{"name": "sleep", "sha256": "ab"}, {"name": "external", "sha256": "cd"}]}}});
     assert_eq!(
-        gate_of("WasmPlugin", &wp).unwrap(),
+        gate_of("WasmPlugin", &live(wp)).unwrap(),
         Gate {
             id: "WasmPlugin/rfma-token-gate".into(),
             selector: "istio-demo.dev/token-gate=enabled".into(),
@@ -121,10 +126,10 @@ fn gates_of_both_kinds() {
     );
     let te = json!({"kind": "TrafficExtension", "metadata": {"name": "g"},
         "spec": {"wasm": {"pluginConfig": {"tokens": [{"name": "a", "sha256": "ab"}]}}}});
-    let g = gate_of("TrafficExtension", &te).unwrap();
+    let g = gate_of("TrafficExtension", &live(te)).unwrap();
     assert_eq!((g.selector.as_str(), g.tokens.len()), ("", 1));
     let other = json!({"kind": "WasmPlugin", "metadata": {"name": "x"}, "spec": {"pluginConfig": {"foo": 1}}});
-    assert_eq!(gate_of("WasmPlugin", &other), None);
+    assert_eq!(gate_of("WasmPlugin", &live(other)), None);
 }
 
 #[test]
