@@ -1,7 +1,7 @@
 //! Regenerates the structured seeds of the `config` target (files `corpus/config/structured-*`,
 //! inputs that start with a 0 byte): for each outcome the model predicts (valid, or an error
 //! at a given field), the shortest random input found that leads to it. Run by hand:
-//! `cargo test --manifest-path fuzz/Cargo.toml --test seeds -- --ignored`.
+//! `cargo test --manifest-path fuzz/Cargo.toml --test suite seeds:: -- --ignored`.
 
 use arbitrary::{Arbitrary, Unstructured};
 use rfma_fuzz::{config_gen, config_model, tree};
