@@ -17,6 +17,7 @@ use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long Envoy or httpbin may take to become ready.
@@ -165,15 +166,58 @@ impl Httpbin {
         })
     }
 
-    /// The request paths httpbin has served so far (readiness probes included).
-    pub fn served_paths(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.access_log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(1).map(str::to_owned))
-            .collect()
+    /// The request paths httpbin has served so far (readiness probes included), in the order
+    /// gunicorn logged them.
+    ///
+    /// gunicorn writes a request's access-log line only after it has sent the response, so a
+    /// client can hold a response whose line is not in the file yet. This sends a marker request
+    /// of its own straight to httpbin and reads the log once the marker's line is there. A request
+    /// answered before the call has had its line written by then unless its gunicorn thread was
+    /// descheduled between sending and logging for the whole marker round trip (gunicorn logs in
+    /// the same thread right after the send; there is no stronger ordering to wait on without
+    /// changing httpbin). Marker lines are left out.
+    pub fn served_paths(&self) -> Result<Vec<String>, String> {
+        static MARKERS: AtomicU64 = AtomicU64::new(0);
+        let marker = format!(
+            "{SYNC_PREFIX}{}-{}",
+            std::process::id(),
+            MARKERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let answer = http1::Request::get(&marker)
+            .send(self.addr)
+            .map_err(|e| format!("httpbin marker request {marker}: {e}"))?;
+        if answer.status != 200 {
+            return Err(format!(
+                "httpbin marker request {marker}: status {}",
+                answer.status
+            ));
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let log = std::fs::read_to_string(&self.access_log).unwrap_or_default();
+            let paths: Vec<String> = log
+                .lines()
+                .filter_map(|l| l.split(' ').nth(1).map(str::to_owned))
+                .collect();
+            if paths.iter().any(|p| *p == marker) {
+                return Ok(paths
+                    .into_iter()
+                    .filter(|p| !p.starts_with(SYNC_PREFIX))
+                    .collect());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "httpbin answered {marker} but did not log it within {}s",
+                    READY_TIMEOUT.as_secs()
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
     }
 }
+
+/// Where [`Httpbin::served_paths`] sends its markers (httpbin's `/anything/` answers any path).
+const SYNC_PREFIX: &str = "/anything/harness-log-sync-";
 
 /// Options for the Envoy process itself.
 #[derive(Debug, Clone)]

@@ -29,10 +29,11 @@ fn assert_refused(stack: &Stack, r: &Response, path_marker: &str) {
         !stack
             .httpbin
             .served_paths()
+            .unwrap()
             .iter()
             .any(|p| p.contains(path_marker)),
         "{path_marker} reached httpbin: {:?}",
-        stack.httpbin.served_paths()
+        stack.httpbin.served_paths().unwrap()
     );
 }
 
@@ -159,6 +160,7 @@ fn fail_open_would_let_requests_through_unchecked_after_a_trap() {
         stack
             .httpbin
             .served_paths()
+            .unwrap()
             .iter()
             .any(|p| p == "/anything/no-token-at-all")
     );

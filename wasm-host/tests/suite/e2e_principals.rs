@@ -208,6 +208,7 @@ fn a_client_without_a_certificate_never_reaches_the_filter_or_httpbin() {
         !stack
             .httpbin
             .served_paths()
+            .unwrap()
             .iter()
             .any(|p| p.contains("no-cert"))
     );

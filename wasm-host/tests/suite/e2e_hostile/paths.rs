@@ -80,7 +80,7 @@ fn bypass_rules_are_not_fooled_by_dot_segments_encodings_case_queries_or_fragmen
     assert_eq!(echo["url"], "http://hostile/anything/../x", "{echo}");
     // Nothing else reached httpbin: the readiness probe, the two bypasses, this request.
     assert_eq!(
-        p.stack.httpbin.served_paths(),
+        p.stack.httpbin.served_paths().unwrap(),
         [
             "/status/200",
             "/status/200",
@@ -135,7 +135,7 @@ fn paths_normalised_by_envoy_first_still_need_a_token_outside_the_bypass_prefix(
             assert_eq!(rec["url"]["path"], path, "{hcm}: {target}: {rec}");
         }
         // What httpbin served for the bypassed ones: the normalised path, under /status/.
-        let served = p.stack.httpbin.served_paths();
+        let served = p.stack.httpbin.served_paths().unwrap();
         for &(_, decision, path) in cases {
             if decision == "bypass" {
                 assert!(served.iter().any(|s| s == path), "{served:?}");
