@@ -199,7 +199,7 @@ impl Httpbin {
                 .lines()
                 .filter_map(|l| l.split(' ').nth(1).map(str::to_owned))
                 .collect();
-            if paths.iter().any(|p| *p == marker) {
+            if paths.contains(&marker) {
                 return Ok(paths
                     .into_iter()
                     .filter(|p| !p.starts_with(SYNC_PREFIX))
