@@ -111,23 +111,21 @@ pub fn gate_of(kind: &str, gate: &DynamicObject) -> Option<Gate> {
 /// The per-token counts in a proxy's Prometheus text: name -> allowed. A token without a series
 /// is absent. A malformed series of the counter, one without the `token` label, or two series for
 /// one name are errors.
-pub fn token_counts(prometheus: &str) -> Result<BTreeMap<String, u64>, String> {
+pub fn token_counts(prometheus: &str) -> Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
     for s in verify::prometheus_samples(prometheus, METRIC)? {
         let Some(name) = s.labels.get(TOKEN_LABEL) else {
-            return Err(format!(
+            bail!(
                 "a {METRIC} series without the {TOKEN_LABEL} label (is `extraStatTags: [{TOKEN_LABEL}]` \
                  in the pod's proxy.istio.io/config?)"
-            ));
+            );
         };
         let v = s.value;
         if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64) {
-            return Err(format!(
-                "{METRIC}{{{TOKEN_LABEL}=\"{name}\"}} is {v}, not a count"
-            ));
+            bail!("{METRIC}{{{TOKEN_LABEL}=\"{name}\"}} is {v}, not a count");
         }
         if counts.insert(name.clone(), v as u64).is_some() {
-            return Err(format!("two {METRIC} series for token {name}"));
+            bail!("two {METRIC} series for token {name}");
         }
     }
     Ok(counts)
@@ -227,7 +225,7 @@ pub fn proxy_usage(
     stats: Result<String, String>,
     log: Result<String, String>,
 ) -> ProxyUsage {
-    let counts = stats.and_then(|text| token_counts(&text));
+    let counts = stats.and_then(|text| token_counts(&text).map_err(|e| format!("{e:#}")));
     let seen = log.as_deref().map(last_seen);
     ProxyUsage {
         pod: pod.to_string(),

@@ -2,6 +2,7 @@
 //! filter's record in a sidecar log, Prometheus text, and which authorization stage is active.
 //! Pure functions, tested without a cluster.
 
+use anyhow::{Context, Result, anyhow, bail};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use serde_json::Value;
@@ -117,7 +118,7 @@ pub struct Sample {
 /// Every sample of `metric` in Prometheus text exposition format (`name{l="v",...} value
 /// [timestamp]`); other metrics' lines are not looked at. A line of `metric` that does not parse
 /// is an error naming its line number, so a broken exposition is not read as "no samples".
-pub fn prometheus_samples(text: &str, metric: &str) -> Result<Vec<Sample>, String> {
+pub fn prometheus_samples(text: &str, metric: &str) -> Result<Vec<Sample>> {
     let mut samples = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.trim_start().strip_prefix(metric) else {
@@ -126,15 +127,14 @@ pub fn prometheus_samples(text: &str, metric: &str) -> Result<Vec<Sample>, Strin
         if !(rest.is_empty() || rest.starts_with(['{', ' ', '\t'])) {
             continue; // another metric whose name starts with this one
         }
-        let sample =
-            parse_sample(rest).map_err(|why| format!("line {}: {metric}: {why}", i + 1))?;
+        let sample = parse_sample(rest).with_context(|| format!("line {}: {metric}", i + 1))?;
         samples.push(sample);
     }
     Ok(samples)
 }
 
 /// The part of a sample line after the metric's name.
-fn parse_sample(rest: &str) -> Result<Sample, String> {
+fn parse_sample(rest: &str) -> Result<Sample> {
     let mut labels = BTreeMap::new();
     let mut rest = rest;
     if let Some(after) = rest.strip_prefix('{') {
@@ -142,13 +142,13 @@ fn parse_sample(rest: &str) -> Result<Sample, String> {
         let end = loop {
             while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
             let Some(&(start, c)) = chars.peek() else {
-                return Err("no closing '}'".into());
+                bail!("no closing '}}'");
             };
             if c == '}' {
                 break start + 1;
             }
             if !(c.is_ascii_alphabetic() || c == '_') {
-                return Err(format!("{c:?} cannot start a label name"));
+                bail!("{c:?} cannot start a label name");
             }
             let mut name = String::new();
             while let Some((_, c)) = chars.next_if(|(_, c)| c.is_ascii_alphanumeric() || *c == '_')
@@ -158,23 +158,23 @@ fn parse_sample(rest: &str) -> Result<Sample, String> {
             if chars.next().map(|(_, c)| c) != Some('=')
                 || chars.next().map(|(_, c)| c) != Some('"')
             {
-                return Err(format!("label {name}: expected =\"value\""));
+                bail!("label {name}: expected =\"value\"");
             }
             let mut value = String::new();
             loop {
                 match chars.next().map(|(_, c)| c) {
-                    None => return Err(format!("label {name}: unterminated value")),
+                    None => bail!("label {name}: unterminated value"),
                     Some('"') => break,
                     Some('\\') => match chars.next().map(|(_, c)| c) {
                         Some('n') => value.push('\n'),
                         Some(c @ ('\\' | '"')) => value.push(c),
-                        other => return Err(format!("label {name}: bad escape {other:?}")),
+                        other => bail!("label {name}: bad escape {other:?}"),
                     },
                     Some(c) => value.push(c),
                 }
             }
             if labels.insert(name.clone(), value).is_some() {
-                return Err(format!("label {name} twice"));
+                bail!("label {name} twice");
             }
             while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
             match chars.peek().map(|&(_, c)| c) {
@@ -182,27 +182,27 @@ fn parse_sample(rest: &str) -> Result<Sample, String> {
                     chars.next();
                 }
                 Some('}') => {}
-                _ => return Err(format!("expected ',' or '}}' after label {name}")),
+                _ => bail!("expected ',' or '}}' after label {name}"),
             }
         };
         rest = &after[end..];
     }
     let mut fields = rest.split_whitespace();
-    let value = fields.next().ok_or("no value")?;
+    let value = fields.next().context("no value")?;
     let value: f64 = match value {
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
         v => v
             .parse()
-            .map_err(|_| format!("value {v:?} is not a number"))?,
+            .map_err(|_| anyhow!("value {v:?} is not a number"))?,
     };
     if let Some(ts) = fields.next()
         && ts.parse::<i64>().is_err()
     {
-        return Err(format!("timestamp {ts:?} is not an integer"));
+        bail!("timestamp {ts:?} is not an integer");
     }
     if let Some(extra) = fields.next() {
-        return Err(format!("unexpected {extra:?} after the value"));
+        bail!("unexpected {extra:?} after the value");
     }
     Ok(Sample { labels, value })
 }

@@ -435,7 +435,7 @@ impl<'a> ClusterRotation<'a> {
             let mut missing = Vec::new();
             for (pod, stats) in self.stats().await? {
                 let counts = stats
-                    .and_then(|t| usage::token_counts(&t))
+                    .and_then(|t| usage::token_counts(&t).map_err(|e| format!("{e:#}")))
                     .map_err(|e| anyhow::anyhow!("{pod}: {e}"))?;
                 if !counts.contains_key(name) {
                     missing.push(pod);
@@ -484,7 +484,7 @@ impl CountReader for ClusterRotation<'_> {
             .map(|(pod, stats)| {
                 // No series: this proxy never counted the old name (a count of 0).
                 let count = stats
-                    .and_then(|t| usage::token_counts(&t))
+                    .and_then(|t| usage::token_counts(&t).map_err(|e| format!("{e:#}")))
                     .map(|c| c.get(&self.old).copied().unwrap_or(0));
                 (pod, count)
             })

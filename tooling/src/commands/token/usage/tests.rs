@@ -76,7 +76,7 @@ fn malformed_counter_lines_are_errors_with_their_line() {
             "two rfma_token_allowed_total series for token a",
         ),
     ] {
-        let err = token_counts(text).unwrap_err();
+        let err = format!("{:#}", token_counts(text).unwrap_err());
         assert!(err.contains(want), "{text:?}: {err}");
     }
 }
